@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    AUTHOR = "author", "Author"
+    REVIEWER = "reviewer", "Reviewer"
+    READER = "reader", "Reader"
+
+
+class AgentRole(models.TextChoices):
+    """The roles an agent can work in; each agent token is bound to exactly one."""
+
+    PM = "pm", "Orion (product manager)"
+    TESTER = "tester", "Tara (tester)"
+    DEVELOPER = "developer", "Devon (developer)"
+
+
+class Workspace(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def workspace_id(self) -> int:
+        # Lets the access helper treat a workspace like any object that belongs to one.
+        return self.pk
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.READER)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="unique_membership"),
+        ]
+        ordering = ["workspace", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} as {self.role}"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A bearer token: a person's (acts as that user) or an agent's (a workspace and a role).
+
+    Only the SHA-256 of the key is stored; the key itself is shown once at creation.
+    """
+
+    class Kind(models.TextChoices):
+        USER = "user", "User"
+        AGENT = "agent", "Agent"
+
+    PREFIX_LENGTH = 8
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=120)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+    )
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
+    agent_role = models.CharField(max_length=16, choices=AgentRole.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="token_kind_fields",
+                condition=(
+                    models.Q(kind="user", user__isnull=False, agent_role="")
+                    | models.Q(kind="agent", workspace__isnull=False) & ~models.Q(agent_role="")
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def generate_key() -> str:
+        return "cm_" + secrets.token_urlsafe(32)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,223 @@
+"""Agent runs as claimable work: enqueue, claim, heartbeat, finish, reap.
+
+Every state change is a conditional UPDATE that must touch exactly one row, so a run is
+held by at most one lease at a time whatever the interleaving of callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from orchestration.errors import InvalidInput, LeaseLost
+from orchestration.models import AgentRun, EventKind, RunStatus
+from orchestration.services import effects
+from orchestration.services.events import event_record
+
+
+@dataclass(frozen=True)
+class Claimer:
+    """Who is claiming: a display name and, for API agents, the token's id."""
+
+    name: str
+    token_id: int | None = None
+
+
+def lease_duration(seconds: int | None = None) -> timedelta:
+    policy = settings.CODEMAESTRO
+    if seconds is None:
+        seconds = policy["LEASE_SECONDS"]
+    if not 1 <= seconds <= policy["MAX_LEASE_SECONDS"]:
+        raise InvalidInput(
+            f"lease_seconds must be between 1 and {policy['MAX_LEASE_SECONDS']}",
+            field="lease_seconds",
+        )
+    return timedelta(seconds=seconds)
+
+
+def _next_runnable_id(workspace_id: int, role: str, now) -> int | None:
+    queue = AgentRun.objects.filter(
+        workspace_id=workspace_id, role=role, status=RunStatus.QUEUED, available_at__lte=now
+    ).order_by("available_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        queue = queue.select_for_update(skip_locked=True)
+    return queue.values_list("id", flat=True).first()
+
+
+def run_claim(
+    *, workspace_id: int, role: str, claimer: Claimer, lease_seconds: int | None = None
+) -> AgentRun | None:
+    """Give the oldest runnable queued run of this role to the claimer, or None."""
+    duration = lease_duration(lease_seconds)
+    with transaction.atomic():
+        now = timezone.now()
+        # On PostgreSQL SKIP LOCKED hands concurrent claimers different rows; elsewhere the
+        # conditional UPDATE below is the guard and a lost race moves on to the next row.
+        for _ in range(5):
+            run_id = _next_runnable_id(workspace_id, role, now)
+            if run_id is None:
+                return None
+            claimed = AgentRun.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
+                status=RunStatus.RUNNING,
+                lease_id=uuid.uuid4(),
+                lease_expires_at=now + duration,
+                claimed_by=claimer.name[:120],
+                claimed_by_token_id=claimer.token_id,
+                claimed_at=now,
+                heartbeat_at=now,
+                claim_count=F("claim_count") + 1,
+            )
+            if claimed:
+                break
+        else:
+            return None
+        run = AgentRun.objects.get(id=run_id)
+        event_record(
+            workspace_id=workspace_id,
+            kind=EventKind.RUN_CLAIMED,
+            message=f"{run.get_step_display()} run claimed by {claimer.name}",
+            actor=claimer.name,
+            run=run,
+            data={"lease_expires_at": run.lease_expires_at.isoformat()},
+        )
+    return run
+
+
+def run_heartbeat(
+    *, run: AgentRun, lease_id: uuid.UUID, lease_seconds: int | None = None
+) -> AgentRun:
+    """Extend the lease of a run the caller still holds."""
+    duration = lease_duration(lease_seconds)
+    now = timezone.now()
+    updated = AgentRun.objects.filter(
+        pk=run.pk, status=RunStatus.RUNNING, lease_id=lease_id, lease_expires_at__gt=now
+    ).update(heartbeat_at=now, lease_expires_at=now + duration)
+    if not updated:
+        raise _lease_lost(run)
+    run.refresh_from_db()
+    return run
+
+
+def _lease_lost(run: AgentRun) -> LeaseLost:
+    run.refresh_from_db(fields=["status", "lease_expires_at"])
+    if run.status != RunStatus.RUNNING:
+        return LeaseLost(f"run is {run.status}, not running", status=run.status)
+    return LeaseLost("this lease is no longer held: it expired or the run was re-claimed")
+
+
+def _finish(run: AgentRun, lease_id: uuid.UUID, status: str, fields: dict[str, Any]) -> AgentRun:
+    now = timezone.now()
+    updated = AgentRun.objects.filter(
+        pk=run.pk, status=RunStatus.RUNNING, lease_id=lease_id
+    ).update(status=status, finished_at=now, lease_expires_at=None, **fields)
+    if not updated:
+        raise _lease_lost(run)
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic(durable=True)
+def run_complete(
+    *,
+    run: AgentRun,
+    lease_id: uuid.UUID,
+    output: str = "",
+    result: dict[str, Any] | None = None,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost: Decimal = Decimal(0),
+    actor: str = "",
+) -> AgentRun:
+    """Record a successful run; its handoff runs on the workers after commit."""
+    run = _finish(
+        run,
+        lease_id,
+        RunStatus.SUCCEEDED,
+        {
+            "output": output,
+            "result": result or {},
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cost": cost,
+        },
+    )
+    event = event_record(
+        workspace_id=run.workspace_id,
+        kind=EventKind.RUN_SUCCEEDED,
+        message=f"{run.get_step_display()} run succeeded",
+        actor=actor or run.claimed_by,
+        run=run,
+        data={"tokens_in": tokens_in, "tokens_out": tokens_out, "cost": str(cost)},
+    )
+    effects.after_run_finished(event)
+    return run
+
+
+@transaction.atomic(durable=True)
+def run_fail(
+    *,
+    run: AgentRun,
+    lease_id: uuid.UUID,
+    error: str,
+    failure_class: str = "agent",
+    output: str = "",
+    actor: str = "",
+) -> AgentRun:
+    """Record a failed run with its reason and class; the retry policy runs after commit."""
+    run = _finish(
+        run,
+        lease_id,
+        RunStatus.FAILED,
+        {"error": error, "output": output, "result": {"failure_class": failure_class}},
+    )
+    event = event_record(
+        workspace_id=run.workspace_id,
+        kind=EventKind.RUN_FAILED,
+        message=f"{run.get_step_display()} run failed ({failure_class}): {error}",
+        actor=actor or run.claimed_by,
+        run=run,
+        data={"failure_class": failure_class, "error": error[:2000]},
+    )
+    effects.after_run_finished(event)
+    return run
+
+
+def runs_reap_expired(*, now=None, limit: int = 500) -> int:
+    """Return runs whose lease expired to the queue, so a crashed agent blocks nothing."""
+    now = now or timezone.now()
+    reaped = 0
+    with transaction.atomic():
+        expired = AgentRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        if connection.features.has_select_for_update_skip_locked:
+            expired = expired.select_for_update(skip_locked=True)
+        for run in expired.order_by("lease_expires_at")[:limit]:
+            updated = AgentRun.objects.filter(
+                pk=run.pk, status=RunStatus.RUNNING, lease_id=run.lease_id
+            ).update(
+                status=RunStatus.QUEUED,
+                lease_id=None,
+                lease_expires_at=None,
+                claimed_by="",
+                claimed_by_token=None,
+                available_at=now,
+            )
+            if not updated:
+                continue
+            reaped += 1
+            event_record(
+                workspace_id=run.workspace_id,
+                kind=EventKind.RUN_LEASE_EXPIRED,
+                message=f"lease of {run.claimed_by or 'an agent'} expired; run returned to queue",
+                actor="reaper",
+                run=run,
+                data={"claimed_by": run.claimed_by},
+            )
+    return reaped

@@ -1,0 +1,147 @@
+"""Creating the work itself: projects, feature requests, subtasks and runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import Workspace
+from orchestration.errors import Conflict, InvalidInput
+from orchestration.models import (
+    AgentProfile,
+    AgentRun,
+    EventKind,
+    FeatureRequest,
+    Project,
+    Subtask,
+)
+from orchestration.services.events import event_record
+
+
+def unique_slug(text: str, taken: set[str], *, max_length: int = 60) -> str:
+    base = slugify(text)[: max_length - 6].strip("-") or "item"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic(durable=True)
+def project_create(*, workspace: Workspace, name: str, actor: str, **fields: Any) -> Project:
+    if not name.strip():
+        raise InvalidInput("name must not be empty", field="name")
+    taken = set(Project.objects.filter(workspace=workspace).values_list("slug", flat=True))
+    slug = fields.pop("slug", None) or unique_slug(name, taken)
+    if slug in taken:
+        raise Conflict(f"a project with slug {slug!r} exists in this workspace", field="slug")
+    project = Project.objects.create(workspace=workspace, name=name.strip(), slug=slug, **fields)
+    event_record(
+        workspace_id=workspace.pk,
+        kind=EventKind.PROJECT_CREATED,
+        message=f"project {project.name} created",
+        actor=actor,
+        project=project,
+    )
+    return project
+
+
+@transaction.atomic(durable=True)
+def feature_create(
+    *, project: Project, title: str, description: str = "", actor: str, created_by=None
+) -> FeatureRequest:
+    if not title.strip():
+        raise InvalidInput("title must not be empty", field="title")
+    taken = set(FeatureRequest.objects.filter(project=project).values_list("slug", flat=True))
+    feature = FeatureRequest.objects.create(
+        workspace_id=project.workspace_id,
+        project=project,
+        title=title.strip(),
+        description=description,
+        slug=unique_slug(title, taken, max_length=80),
+        created_by=created_by,
+    )
+    event_record(
+        workspace_id=project.workspace_id,
+        kind=EventKind.FEATURE_CREATED,
+        message=f"feature requested: {feature.title}",
+        actor=actor,
+        feature=feature,
+    )
+    return feature
+
+
+def apply_subtask_create(
+    *, project: Project, key: str, title: str, actor: str, **fields: Any
+) -> Subtask:
+    if not key.strip():
+        raise InvalidInput("key must not be empty", field="key")
+    try:
+        with transaction.atomic():
+            subtask = Subtask.objects.create(
+                workspace_id=project.workspace_id,
+                project=project,
+                key=key.strip(),
+                title=title,
+                **fields,
+            )
+    except IntegrityError:
+        raise Conflict(f"subtask {key!r} already exists in {project.name}", field="key") from None
+    event_record(
+        workspace_id=project.workspace_id,
+        kind=EventKind.SUBTASK_CREATED,
+        message=f"subtask {subtask.key} created: {subtask.title}",
+        actor=actor,
+        subtask=subtask,
+    )
+    return subtask
+
+
+@transaction.atomic(durable=True)
+def subtask_create(*, project: Project, key: str, title: str, actor: str, **fields: Any) -> Subtask:
+    return apply_subtask_create(project=project, key=key, title=title, actor=actor, **fields)
+
+
+def apply_run_enqueue(
+    *,
+    project: Project,
+    role: str,
+    step: str,
+    actor: str,
+    subtask: Subtask | None = None,
+    feature: FeatureRequest | None = None,
+    profile: AgentProfile | None = None,
+    attempt: int = 1,
+    available_at=None,
+    briefing: str = "",
+    cause_event_id: int | None = None,
+) -> AgentRun:
+    run = AgentRun.objects.create(
+        cause_event_id=cause_event_id,
+        workspace_id=project.workspace_id,
+        project=project,
+        feature=feature or (subtask.feature if subtask else None),
+        subtask=subtask,
+        profile=profile,
+        role=role,
+        step=step,
+        attempt=attempt,
+        available_at=available_at or timezone.now(),
+        briefing=briefing,
+    )
+    event_record(
+        workspace_id=project.workspace_id,
+        kind=EventKind.RUN_QUEUED,
+        message=f"{run.get_step_display()} run queued for {run.get_role_display()}"
+        + (f" (attempt {attempt})" if attempt > 1 else ""),
+        actor=actor,
+        run=run,
+    )
+    return run
+
+
+@transaction.atomic(durable=True)
+def run_enqueue(**kwargs: Any) -> AgentRun:
+    return apply_run_enqueue(**kwargs)
