@@ -25,7 +25,7 @@ def test_adding_an_edge_records_an_event():
 
 
 def test_an_edge_closing_a_cycle_is_refused_with_the_cycle_named():
-    s1, s2, s3 = chain(3)
+    s1, _s2, s3 = chain(3)
     edges_before = SubtaskDependency.objects.count()
     with pytest.raises(DependencyRefused, match="cycle: S1 → S3 → S2 → S1"):
         dependencies.dependency_add(subtask=s1, depends_on=s3, actor="user:t")
