@@ -198,6 +198,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AgentRoleEnum": "accounts.models.AgentRole",
+        "SubtaskStatusEnum": "orchestration.models.subtasks.SubtaskStatus",
+        "FeatureStatusEnum": "orchestration.models.projects.FeatureStatus",
+        "RunStatusEnum": "orchestration.models.agents.RunStatus",
+        "RunStepEnum": "orchestration.models.agents.RunStep",
+    },
 }
 
 # --- I18N, static -----------------------------------------------------------------------

@@ -34,3 +34,12 @@ def workspace_room(request: HttpRequest, code) -> HttpResponse:
         "waiting": selectors.waiting_for_humans(workspace),
     }
     return render(request, "dashboard/workspace.html", context)
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for the load balancer and compose: the database answers a trivial query."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
