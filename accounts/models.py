@@ -5,6 +5,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -117,3 +118,48 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Secret(models.Model):
+    """A workspace secret (API key, token), stored encrypted and never shown again.
+
+    Agent commands see a secret only when their profile is granted it, as an environment
+    variable named after the secret.
+    """
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(
+        max_length=64,
+        validators=[
+            RegexValidator(
+                r"^[A-Z][A-Z0-9_]*$",
+                "use an environment variable name: capitals, digits and underscores",
+            )
+        ],
+    )
+    ciphertext = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["workspace", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="unique_secret_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (secret)"
+
+    def __repr__(self) -> str:
+        return f"<Secret {self.name} ******>"
+
+    def set_value(self, plaintext: str) -> None:
+        from accounts.crypto import encrypt
+
+        self.ciphertext = encrypt(plaintext)
+
+    def reveal(self) -> str:
+        from accounts.crypto import decrypt
+
+        return decrypt(self.ciphertext)

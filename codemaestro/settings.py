@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.reap_expired_leases",
         "schedule": env_float("CODEMAESTRO_REAPER_INTERVAL", 10.0),
     },
+    "dispatch-due-runs": {
+        "task": "orchestration.dispatch_due_runs",
+        "schedule": env_float("CODEMAESTRO_DISPATCH_INTERVAL", 5.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -163,6 +167,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CODEMAESTRO = {
     "LEASE_SECONDS": env_int("CODEMAESTRO_LEASE_SECONDS", 300),
     "MAX_LEASE_SECONDS": env_int("CODEMAESTRO_MAX_LEASE_SECONDS", 3600),
+    # Push runs carried out by our own workers: a short lease, renewed by a heartbeat
+    # thread, so a killed worker's run is back in the queue within about a minute.
+    "WORKER_LEASE_SECONDS": env_int("CODEMAESTRO_WORKER_LEASE_SECONDS", 60),
 }
 
 # --- Auth, API --------------------------------------------------------------------------

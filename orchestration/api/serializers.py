@@ -15,7 +15,7 @@ from orchestration.models import (
     Subtask,
     SubtaskDependency,
 )
-from orchestration.models.subtasks import SUBTASK_TRANSITIONS
+from orchestration.models.subtasks import allowed_transitions
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -117,7 +117,7 @@ class SubtaskSerializer(serializers.ModelSerializer):
         ]
 
     def get_allowed_transitions(self, obj: Subtask) -> list[str]:
-        return [name for name, (source, _) in SUBTASK_TRANSITIONS.items() if source == obj.status]
+        return allowed_transitions(obj.status)
 
 
 class SubtaskCreateSerializer(serializers.Serializer):

@@ -17,8 +17,14 @@ class Executor(models.TextChoices):
     DEMO = "demo", "Demo (built-in, deterministic)"
 
 
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "Closed (handing out work)"
+    OPEN = "open", "Open (work waits)"
+    HALF_OPEN = "half_open", "Half-open (one trial run)"
+
+
 class AgentProfile(models.Model):
-    """A role bound to an executor and a versioned prompt template."""
+    """A role bound to an executor and a versioned prompt template, with its circuit breaker."""
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     workspace = models.ForeignKey(
@@ -30,6 +36,16 @@ class AgentProfile(models.Model):
     executor_config = models.JSONField(default=dict, blank=True)
     prompt_template = models.TextField(blank=True)
     prompt_version = models.PositiveIntegerField(default=1)
+    granted_secrets = models.ManyToManyField(
+        "accounts.Secret", blank=True, related_name="granted_to"
+    )
+    breaker_state = models.CharField(
+        max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    breaker_opened_at = models.DateTimeField(null=True, blank=True)
+    breaker_threshold = models.PositiveIntegerField(default=3)
+    breaker_cooldown_seconds = models.PositiveIntegerField(default=300)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -89,6 +105,7 @@ class AgentRun(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     claim_count = models.PositiveIntegerField(default=0)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     briefing = models.TextField(blank=True)
     output = models.TextField(blank=True)

@@ -32,6 +32,18 @@ class EventKind(models.TextChoices):
     RUN_SUCCEEDED = "run.succeeded", "Run succeeded"
     RUN_FAILED = "run.failed", "Run failed"
     RUN_LEASE_EXPIRED = "run.lease_expired", "Run lease expired"
+    RUN_CANCELLED = "run.cancelled", "Run cancelled"
+    RUN_DISPATCHED = "run.dispatched", "Run handed to a worker"
+    TESTRUN_QUEUED = "testrun.queued", "Test run queued"
+    TESTRUN_FINISHED = "testrun.finished", "Test run finished"
+    TESTS_RED = "tests.red", "New tests are red"
+    TESTS_NOT_RED = "tests.not_red", "New tests pass before implementation"
+    FLAKY = "tests.flaky", "Flaky test detected"
+    ESCALATED = "subtask.escalated", "Escalated to a human"
+    PLAN_APPLIED = "feature.planned", "Plan applied"
+    GIT = "git.commit", "Commit"
+    BREAKER = "breaker", "Circuit breaker"
+    HANDOFF_STOPPED = "handoff.stopped", "Handoff stopped for a human"
     IMPORT = "import.yaml", "YAML import"
 
 

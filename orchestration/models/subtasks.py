@@ -61,7 +61,17 @@ class Subtask(ConcurrentTransitionMixin, models.Model):
     risk = models.CharField(max_length=8, choices=Risk.choices, default=Risk.LOW)
     status = FSMField(default=S.PENDING, choices=S.choices, protected=True, max_length=20)
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.TESTS)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Developer retries used")
+    tester_attempts = models.PositiveIntegerField(default=0)
+    infra_failures = models.PositiveIntegerField(default=0)
+    assignee = models.ForeignKey(
+        "orchestration.AgentProfile",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_subtasks",
+        help_text="Profile that takes this subtask's runs instead of the role's default",
+    )
     estimate_hours = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
     blocked_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -71,7 +81,18 @@ class Subtask(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering = ["project", "key"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "key"], name="unique_subtask_key"),
+            # Keys come from a manifest: unique within their feature, or within the project
+            # for subtasks outside any feature (imported from the legacy YAML).
+            models.UniqueConstraint(
+                fields=["project", "key"],
+                condition=models.Q(feature__isnull=True),
+                name="unique_subtask_key",
+            ),
+            models.UniqueConstraint(
+                fields=["feature", "key"],
+                condition=models.Q(feature__isnull=False),
+                name="unique_feature_subtask_key",
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "status"], name="subtask_ws_status")]
 
@@ -111,13 +132,17 @@ class Subtask(ConcurrentTransitionMixin, models.Model):
     def escalate(self) -> None:
         self._touch()
 
-    @transition(field=status, source=S.IN_PROGRESS, target=S.BLOCKED)
+    @transition(field=status, source=[S.IN_PROGRESS, S.TESTING, S.RETRYING], target=S.BLOCKED)
     def block(self) -> None:
         self._touch()
 
     @transition(field=status, source=S.BLOCKED, target=S.IN_PROGRESS)
     def resume(self) -> None:
+        # A person picked it up again: a fresh set of attempts from the stage it stopped at.
         self.blocked_reason = ""
+        self.attempts = 0
+        self.tester_attempts = 0
+        self.infra_failures = 0
         self._touch()
 
     @transition(field=status, source=S.READY_FOR_REVIEW, target=S.IN_PROGRESS)
@@ -130,20 +155,26 @@ class Subtask(ConcurrentTransitionMixin, models.Model):
         self._touch()
 
 
-# The lifecycle as data: the transition matrix tests and the API's 409 answers read it.
-SUBTASK_TRANSITIONS: dict[str, tuple[str, str]] = {
-    "start": (S.PENDING, S.IN_PROGRESS),
-    "submit": (S.IN_PROGRESS, S.TESTING),
-    "pass_tests": (S.TESTING, S.READY_FOR_REVIEW),
-    "fail_tests": (S.TESTING, S.FAILED),
-    "retry": (S.FAILED, S.RETRYING),
-    "retest": (S.RETRYING, S.TESTING),
-    "escalate": (S.FAILED, S.BLOCKED),
-    "block": (S.IN_PROGRESS, S.BLOCKED),
-    "resume": (S.BLOCKED, S.IN_PROGRESS),
-    "request_changes": (S.READY_FOR_REVIEW, S.IN_PROGRESS),
-    "complete": (S.READY_FOR_REVIEW, S.COMPLETED),
+# The lifecycle as data (name: sources, target): the transition matrix tests, the API's 409
+# answers and the dashboard's buttons read it. A person or an agent can block work that is
+# in progress, being tested or being retried; failed work is escalated instead.
+SUBTASK_TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": ((S.PENDING,), S.IN_PROGRESS),
+    "submit": ((S.IN_PROGRESS,), S.TESTING),
+    "pass_tests": ((S.TESTING,), S.READY_FOR_REVIEW),
+    "fail_tests": ((S.TESTING,), S.FAILED),
+    "retry": ((S.FAILED,), S.RETRYING),
+    "retest": ((S.RETRYING,), S.TESTING),
+    "escalate": ((S.FAILED,), S.BLOCKED),
+    "block": ((S.IN_PROGRESS, S.TESTING, S.RETRYING), S.BLOCKED),
+    "resume": ((S.BLOCKED,), S.IN_PROGRESS),
+    "request_changes": ((S.READY_FOR_REVIEW,), S.IN_PROGRESS),
+    "complete": ((S.READY_FOR_REVIEW,), S.COMPLETED),
 }
+
+
+def allowed_transitions(status: str) -> list[str]:
+    return [name for name, (sources, _) in SUBTASK_TRANSITIONS.items() if status in sources]
 
 
 class SubtaskDependency(models.Model):

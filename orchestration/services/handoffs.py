@@ -1,68 +1,75 @@
-"""The handoff table: what the workers do after a committed event, with no human between.
+"""What the workers do after a committed event, with no human in between.
 
-Each handler re-reads state under a lock and does nothing if its step already happened,
-so a redelivered task never runs a step twice. Runs it queues carry the causing event's id
-in a unique column for the same reason.
+Each handler re-reads state under a lock and does nothing if its step already happened, so
+a redelivered task never runs a step twice; runs and test runs it queues carry the causing
+event's id in a unique column for the same reason.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from orchestration.lock_objects import lock_subtask
+from orchestration.lock_objects import lock_feature, lock_subtask
 from orchestration.models import (
     AgentRun,
     Event,
     EventKind,
+    FeatureStatus,
     RunStep,
     Stage,
     Subtask,
     SubtaskStatus,
+    TestRunPurpose,
+    Trigger,
 )
-from orchestration.services.events import event_record
-from orchestration.services.transitions import apply_subtask_transition, unfinished_dependencies
-from orchestration.services.work import apply_run_enqueue
+from orchestration.services import failures, handoffs_table, planning, testing
+from orchestration.services.breakers import breaker_record_success
+from orchestration.services.transitions import (
+    apply_feature_transition,
+    apply_subtask_transition,
+    unfinished_dependencies,
+)
 
 log = logging.getLogger(__name__)
 ACTOR = "orchestrator"
 
 
 def handle_event(event_id: int) -> None:
-    event = Event.objects.filter(pk=event_id).select_related("run").first()
+    event = Event.objects.filter(pk=event_id).select_related("run__profile").first()
     if event is None:
         log.warning("handoff for missing event %s", event_id)
         return
-    if event.kind == EventKind.SUBTASK_TRANSITION:
-        _after_subtask_transition(event)
-    elif event.kind == EventKind.RUN_SUCCEEDED and event.run is not None:
-        _after_run_succeeded(event)
+    handler = HANDLERS.get(event.kind)
+    if handler is not None:
+        handler(event)
 
 
 def _after_subtask_transition(event: Event) -> None:
-    target = event.data.get("to")
-    if target == SubtaskStatus.IN_PROGRESS and event.data.get("transition") == "start":
-        _queue_run(event, step=RunStep.TESTS, role="tester")
-    elif target == SubtaskStatus.COMPLETED:
+    name = event.data.get("transition")
+    if name in ("start", "resume", "request_changes"):
+        _restart_stage(event)
+    elif name == "complete":
         start_ready_dependents(event.subtask_id)
+        _finish_feature_if_done(event.subtask_id)
 
 
-def _queue_run(event: Event, *, step: str, role: str) -> AgentRun | None:
-    try:
-        with transaction.atomic():
-            subtask = lock_subtask(event.subtask_id)
-            return apply_run_enqueue(
-                project=subtask.project,
-                subtask=subtask,
-                role=role,
-                step=step,
-                actor=ACTOR,
-                attempt=subtask.attempts + 1,
-                cause_event_id=event.pk,
-            )
-    except IntegrityError:
-        return None  # this event's run was already queued by an earlier delivery
+def _restart_stage(event: Event) -> None:
+    """A subtask (re)entered in_progress: whoever holds its stage gets a run."""
+    with transaction.atomic():
+        subtask = lock_subtask(event.subtask_id)
+        if subtask.status != SubtaskStatus.IN_PROGRESS:
+            return
+        if subtask.stage == Stage.TESTS:
+            handoffs_table.fire(Trigger.FRD_COMPLETE, subtask, event.pk)
+        else:
+            handoffs_table.queue_implementation(subtask, event.pk)
+
+
+def _after_feature_transition(event: Event) -> None:
+    if event.data.get("to") == FeatureStatus.PLANNING:
+        planning.queue_plan_run(event.feature_id, cause_event_id=event.pk)
 
 
 def start_ready_dependents(subtask_id: int) -> list[str]:
@@ -81,38 +88,48 @@ def start_ready_dependents(subtask_id: int) -> list[str]:
     return started
 
 
-def _after_run_succeeded(event: Event) -> None:
-    run = event.run
-    if run.subtask_id is None:
+def _finish_feature_if_done(subtask_id: int) -> None:
+    feature_id = Subtask.objects.filter(pk=subtask_id).values_list("feature_id", flat=True).first()
+    if feature_id is None:
         return
-    if run.step == RunStep.TESTS:
-        _tests_ready(event)
-    elif run.step == RunStep.IMPLEMENTATION:
-        with transaction.atomic():
-            subtask = lock_subtask(run.subtask_id)
-            source = SubtaskStatus.RETRYING if subtask.status == SubtaskStatus.RETRYING else None
-            if (
-                subtask.status == SubtaskStatus.IN_PROGRESS
-                and subtask.stage == Stage.IMPLEMENTATION
-            ):
-                apply_subtask_transition(subtask, "submit", actor=ACTOR)
-            elif source:
-                apply_subtask_transition(subtask, "retest", actor=ACTOR)
-
-
-def _tests_ready(event: Event) -> None:
-    """Tara marked the tests ready: the subtask passes to Devon's implementation stage."""
     with transaction.atomic():
-        subtask = lock_subtask(event.run.subtask_id)
-        if subtask.status != SubtaskStatus.IN_PROGRESS or subtask.stage != Stage.TESTS:
+        feature = lock_feature(feature_id)
+        if feature.status != FeatureStatus.IN_PROGRESS:
             return
-        Subtask.objects.filter(pk=subtask.pk).update(stage=Stage.IMPLEMENTATION)
-        event_record(
-            workspace_id=subtask.workspace_id,
-            kind=EventKind.SUBTASK_STAGE,
-            message=f"{subtask.key}: tests ready, implementation stage",
-            actor=ACTOR,
-            subtask=subtask,
-            data={"stage": Stage.IMPLEMENTATION},
-        )
-    _queue_run(event, step=RunStep.IMPLEMENTATION, role="developer")
+        if feature.subtasks.exclude(status=SubtaskStatus.COMPLETED).exists():
+            return
+        apply_feature_transition(feature, "finish", actor=ACTOR)
+
+
+def _after_run_succeeded(event: Event) -> None:
+    run: AgentRun = event.run
+    if run.profile_id:
+        breaker_record_success(run.profile)
+    if run.step == RunStep.PLAN:
+        planning.plan_apply(run.pk)
+        return
+    with transaction.atomic():
+        subtask = lock_subtask(run.subtask_id)
+        if run.step == RunStep.TESTS:
+            if subtask.status == SubtaskStatus.IN_PROGRESS and subtask.stage == Stage.TESTS:
+                # Tests first, enforced: Tara's tests must be collected and red first.
+                testing.apply_testrun_queue(
+                    subtask=subtask,
+                    purpose=TestRunPurpose.RED_CHECK,
+                    cause_event_id=event.pk,
+                    agent_run=run,
+                )
+        else:
+            handoffs_table.fire(Trigger.IMPLEMENTATION_COMPLETE, subtask, event.pk)
+
+
+def _after_run_failed(event: Event) -> None:
+    failures.after_run_failed(event.run, event.pk)
+
+
+HANDLERS = {
+    EventKind.SUBTASK_TRANSITION: _after_subtask_transition,
+    EventKind.FEATURE_TRANSITION: _after_feature_transition,
+    EventKind.RUN_SUCCEEDED: _after_run_succeeded,
+    EventKind.RUN_FAILED: _after_run_failed,
+}

@@ -17,8 +17,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orchestration.errors import InvalidInput, LeaseLost
-from orchestration.models import AgentRun, EventKind, RunStatus
+from orchestration.errors import Conflict, InvalidInput, LeaseLost
+from orchestration.models import AgentRun, EventKind, RunStatus, RunStep
 from orchestration.services import effects
 from orchestration.services.events import event_record
 
@@ -136,7 +136,28 @@ def run_complete(
     cost: Decimal = Decimal(0),
     actor: str = "",
 ) -> AgentRun:
-    """Record a successful run; its handoff runs on the workers after commit."""
+    """Record a successful run; its handoff runs on the workers after commit.
+
+    A plan run whose manifest is invalid is recorded as a failed agent run instead, with
+    every validation error, so the retry policy sends Orion back to it.
+    """
+    if run.step == RunStep.PLAN:
+        from orchestration.services.planning import validate_plan_output
+
+        try:
+            validate_plan_output(result or {})
+        except InvalidInput as exc:
+            return _fail(
+                run,
+                lease_id,
+                error=exc.message,
+                failure_class="agent",
+                output=output,
+                actor=actor,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost=cost,
+            )
     run = _finish(
         run,
         lease_id,
@@ -162,21 +183,35 @@ def run_complete(
 
 
 @transaction.atomic(durable=True)
-def run_fail(
-    *,
+def run_fail(*, run: AgentRun, lease_id: uuid.UUID, error: str, **fields: Any) -> AgentRun:
+    """Record a failed run with its reason and class; the retry policy runs after commit."""
+    return _fail(run, lease_id, error=error, **fields)
+
+
+def _fail(
     run: AgentRun,
     lease_id: uuid.UUID,
+    *,
     error: str,
     failure_class: str = "agent",
     output: str = "",
     actor: str = "",
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost: Decimal = Decimal(0),
 ) -> AgentRun:
-    """Record a failed run with its reason and class; the retry policy runs after commit."""
     run = _finish(
         run,
         lease_id,
         RunStatus.FAILED,
-        {"error": error, "output": output, "result": {"failure_class": failure_class}},
+        {
+            "error": error,
+            "output": output,
+            "result": {"failure_class": failure_class},
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cost": cost,
+        },
     )
     event = event_record(
         workspace_id=run.workspace_id,
@@ -221,3 +256,27 @@ def runs_reap_expired(*, now=None, limit: int = 500) -> int:
                 data={"claimed_by": run.claimed_by},
             )
     return reaped
+
+
+@transaction.atomic(durable=True)
+def run_cancel(*, run: AgentRun, actor: str) -> AgentRun:
+    """Stop a queued or running run; a worker holding it loses its lease at the next beat."""
+    updated = AgentRun.objects.filter(
+        pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).update(
+        status=RunStatus.CANCELLED,
+        finished_at=timezone.now(),
+        lease_id=None,
+        lease_expires_at=None,
+    )
+    run.refresh_from_db()
+    if not updated:
+        raise Conflict(f"run is {run.status}; only queued or running runs can be cancelled")
+    event_record(
+        workspace_id=run.workspace_id,
+        kind=EventKind.RUN_CANCELLED,
+        message=f"{run.get_step_display()} run cancelled by {actor}",
+        actor=actor,
+        run=run,
+    )
+    return run

@@ -15,6 +15,7 @@ from orchestration.models import (
     SubtaskStatus,
 )
 from orchestration.models.subtasks import SUBTASK_TRANSITIONS
+from orchestration.models.subtasks import allowed_transitions as allowed_from
 from orchestration.services import effects
 from orchestration.services.events import event_record
 
@@ -22,7 +23,7 @@ FEATURE_TRANSITIONS = ("plan", "finish_planning", "begin", "finish", "cancel")
 
 
 def allowed_transitions(subtask: Subtask) -> list[str]:
-    return [name for name, (source, _) in SUBTASK_TRANSITIONS.items() if source == subtask.status]
+    return allowed_from(subtask.status)
 
 
 def unfinished_dependencies(subtask: Subtask) -> list[str]:

@@ -118,19 +118,28 @@ def apply_run_enqueue(
     briefing: str = "",
     cause_event_id: int | None = None,
 ) -> AgentRun:
-    run = AgentRun.objects.create(
-        cause_event_id=cause_event_id,
-        workspace_id=project.workspace_id,
-        project=project,
-        feature=feature or (subtask.feature if subtask else None),
-        subtask=subtask,
-        profile=profile,
-        role=role,
-        step=step,
-        attempt=attempt,
-        available_at=available_at or timezone.now(),
-        briefing=briefing,
-    )
+    from orchestration.services.dispatch import dispatch_on_commit, profile_for
+
+    try:
+        # A savepoint: a redelivered handoff hits the unique cause and changes nothing.
+        with transaction.atomic():
+            run = AgentRun.objects.create(
+                cause_event_id=cause_event_id,
+                workspace_id=project.workspace_id,
+                project=project,
+                feature=feature or (subtask.feature if subtask else None),
+                subtask=subtask,
+                profile=profile or profile_for(project, role, subtask),
+                role=role,
+                step=step,
+                attempt=attempt,
+                available_at=available_at or timezone.now(),
+                briefing=briefing,
+            )
+    except IntegrityError:
+        if cause_event_id is None:
+            raise
+        return AgentRun.objects.get(cause_event_id=cause_event_id)
     event_record(
         workspace_id=project.workspace_id,
         kind=EventKind.RUN_QUEUED,
@@ -139,6 +148,7 @@ def apply_run_enqueue(
         actor=actor,
         run=run,
     )
+    dispatch_on_commit(run)
     return run
 
 
