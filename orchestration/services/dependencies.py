@@ -73,6 +73,11 @@ def dependency_add(*, subtask: Subtask, depends_on: Subtask, actor: str) -> Subt
 
 @transaction.atomic(durable=True)
 def dependency_remove(*, edge: SubtaskDependency, actor: str) -> None:
+    apply_dependency_remove(edge, actor=actor)
+
+
+def apply_dependency_remove(edge: SubtaskDependency, *, actor: str) -> None:
+    """Remove an edge inside the caller's transaction, with an Event."""
     subtask = edge.subtask
     depends_on_key = edge.depends_on.key
     edge.delete()

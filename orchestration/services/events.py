@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from django.utils import timezone
 
 from orchestration.models import AgentRun, Event, FeatureRequest, Project, Subtask
 
@@ -16,8 +19,12 @@ def event_record(
     subtask: Subtask | None = None,
     run: AgentRun | None = None,
     data: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
 ) -> Event:
-    """Append an Event in the caller's transaction; it commits or rolls back with the change."""
+    """Append an Event in the caller's transaction; it commits or rolls back with the change.
+
+    `created_at` is for history that happened elsewhere (legacy imports); otherwise now.
+    """
     project_id = project.pk if project else None
     feature_id = feature.pk if feature else None
     for owner in (subtask, run):
@@ -36,4 +43,5 @@ def event_record(
         subtask_id=subtask.pk if subtask else (run.subtask_id if run else None),
         run=run,
         data=data or {},
+        created_at=created_at or timezone.now(),
     )
