@@ -120,6 +120,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 270)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that commits work must not hang on a broker that is down: publishing gives up
+# quickly and the sweeps send the work later (see orchestration/services/effects.py).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TIMEZONE = "UTC"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -156,8 +165,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.reap_expired_leases",
         "schedule": env_float("CODEMAESTRO_REAPER_INTERVAL", 10.0),
     },
-    "dispatch-due-runs": {
-        "task": "orchestration.dispatch_due_runs",
+    "sweep": {
+        "task": "orchestration.sweep",
         "schedule": env_float("CODEMAESTRO_DISPATCH_INTERVAL", 5.0),
     },
 }
@@ -170,6 +179,11 @@ CODEMAESTRO = {
     # Push runs carried out by our own workers: a short lease, renewed by a heartbeat
     # thread, so a killed worker's run is back in the queue within about a minute.
     "WORKER_LEASE_SECONDS": env_int("CODEMAESTRO_WORKER_LEASE_SECONDS", 60),
+    # The sweeps that make up for lost broker messages: a queued push run is offered to
+    # the workers again after this long, a queued test run re-sent, an event re-handled.
+    "REDISPATCH_SECONDS": env_int("CODEMAESTRO_REDISPATCH_SECONDS", 60),
+    "RESEND_TESTRUN_SECONDS": env_int("CODEMAESTRO_RESEND_TESTRUN_SECONDS", 300),
+    "REHANDLE_EVENT_SECONDS": env_int("CODEMAESTRO_REHANDLE_EVENT_SECONDS", 60),
 }
 
 # --- Auth, API --------------------------------------------------------------------------

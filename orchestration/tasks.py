@@ -22,11 +22,12 @@ def reap_expired_leases() -> int:
     return recovery.reap_and_redispatch()
 
 
-@shared_task(name="orchestration.dispatch_due_runs", time_limit=60, soft_time_limit=50)
-def dispatch_due_runs() -> int:
-    from orchestration.services import dispatch
+@shared_task(name="orchestration.sweep", time_limit=60, soft_time_limit=50)
+def sweep() -> int:
+    """Make up for lost messages: due runs to workers, unhandled events to handoffs."""
+    from orchestration.services import dispatch, handoffs
 
-    return dispatch.dispatch_due_runs()
+    return dispatch.dispatch_due_runs() + handoffs.rehandle_unhandled_events()
 
 
 @shared_task(name="orchestration.handle_event", time_limit=120, soft_time_limit=100)

@@ -6,7 +6,7 @@ from orchestration.models.agents import (
     RunStatus,
     RunStep,
 )
-from orchestration.models.events import Event, EventKind
+from orchestration.models.events import Event, EventKind, HandledEvent
 from orchestration.models.handoffs import DEFAULT_HANDOFFS, HandoffAction, HandoffRule, Trigger
 from orchestration.models.projects import FeatureRequest, FeatureStatus, Project
 from orchestration.models.subtasks import Risk, Stage, Subtask, SubtaskDependency, SubtaskStatus
@@ -33,6 +33,7 @@ __all__ = [
     "FeatureRequest",
     "FeatureStatus",
     "FlakyTest",
+    "HandledEvent",
     "HandoffAction",
     "HandoffRule",
     "Project",

@@ -102,3 +102,18 @@ class Event(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("events are append-only: delete is refused")
+
+
+class HandledEvent(models.Model):
+    """Receipt that the workers ran an event's handoff: the outbox sweep re-sends the rest.
+
+    Kept apart from Event so that events stay append-only.
+    """
+
+    event = models.OneToOneField(
+        Event, on_delete=models.CASCADE, primary_key=True, related_name="handled"
+    )
+    handled_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"handled {self.event_id}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -23,8 +24,11 @@ from orchestration.models import (
     RunStatus,
     Subtask,
 )
+from orchestration.services.effects import enqueue_on_commit
 
-REDISPATCH_AFTER = timedelta(seconds=60)
+
+def redispatch_after() -> timedelta:
+    return timedelta(seconds=settings.CODEMAESTRO["REDISPATCH_SECONDS"])
 
 
 def profile_for(project: Project, role: str, subtask: Subtask | None = None) -> AgentProfile | None:
@@ -50,7 +54,7 @@ def dispatch_on_commit(run: AgentRun) -> None:
     from orchestration import tasks
 
     AgentRun.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())
-    tasks.execute_run.delay_on_commit(run.pk)
+    enqueue_on_commit(tasks.execute_run, run.pk)
 
 
 def runs_due_for_dispatch(*, limit: int = 200) -> list[int]:
@@ -64,7 +68,7 @@ def runs_due_for_dispatch(*, limit: int = 200) -> list[int]:
         )
         .exclude(profile__executor=Executor.EXTERNAL)
         .exclude(profile__breaker_state=BreakerState.HALF_OPEN)
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - REDISPATCH_AFTER))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - redispatch_after()))
         .order_by("available_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
@@ -81,5 +85,5 @@ def dispatch_due_runs() -> int:
                 dispatched_at=now
             )
             if marked:
-                tasks.execute_run.delay_on_commit(run_id)
+                enqueue_on_commit(tasks.execute_run, run_id)
     return len(run_ids)

@@ -26,6 +26,7 @@ from orchestration.executors.base import ExecutionResult, FailureClass, RunConte
 from orchestration.models import AgentRun, EventKind, RunStatus, RunStep
 from orchestration.policy import policy_for
 from orchestration.services import breakers, runs
+from orchestration.services.effects import with_db_retry
 from orchestration.services.events import event_record
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def run_execute(run_id: int, *, worker: str) -> str:
         result = ExecutionResult.failed(
             f"executor crashed: {type(exc).__name__}: {exc}", FailureClass.INFRASTRUCTURE
         )
-    return _report(run, result)
+    return with_db_retry(lambda: _report(run, result))
 
 
 def _report(run: AgentRun, result: ExecutionResult) -> str:
@@ -230,6 +231,7 @@ class Heartbeat:
                     return
                 except Exception:  # a database blip must not kill the beat; the next one retries
                     log.warning("heartbeat of run %s failed", self.run.code, exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from orchestration.lock_objects import lock_feature, lock_subtask
 from orchestration.models import (
@@ -17,6 +19,7 @@ from orchestration.models import (
     Event,
     EventKind,
     FeatureStatus,
+    HandledEvent,
     RunStep,
     Stage,
     Subtask,
@@ -26,6 +29,7 @@ from orchestration.models import (
 )
 from orchestration.services import failures, handoffs_table, planning, testing
 from orchestration.services.breakers import breaker_record_success
+from orchestration.services.effects import publish
 from orchestration.services.transitions import (
     apply_feature_transition,
     apply_subtask_transition,
@@ -44,6 +48,28 @@ def handle_event(event_id: int) -> None:
     handler = HANDLERS.get(event.kind)
     if handler is not None:
         handler(event)
+        HandledEvent.objects.get_or_create(event_id=event.pk)
+
+
+def rehandle_unhandled_events(*, limit: int = 200) -> int:
+    """Re-send events whose handoff never ran (a lost message, a worker that died)."""
+    from orchestration import tasks
+
+    now = timezone.now()
+    age = timezone.timedelta(seconds=settings.CODEMAESTRO["REHANDLE_EVENT_SECONDS"])
+    pending = list(
+        Event.objects.filter(
+            kind__in=list(HANDLERS),
+            created_at__lt=now - age,
+            created_at__gt=now - timezone.timedelta(days=1),
+            handled__isnull=True,
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for event_id in pending:
+        publish(tasks.handle_event, event_id)
+    return len(pending)
 
 
 def _after_subtask_transition(event: Event) -> None:

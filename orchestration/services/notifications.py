@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from orchestration.models import Event
 from orchestration.policy import policy_for
+from orchestration.services.effects import enqueue_on_commit
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5
@@ -22,7 +23,7 @@ TIMEOUT_SECONDS = 5
 def notify_on_commit(event: Event) -> None:
     from orchestration import tasks
 
-    tasks.notify.delay_on_commit(event.pk)
+    enqueue_on_commit(tasks.notify, event.pk)
 
 
 def payload(event: Event) -> dict:

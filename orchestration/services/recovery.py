@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from orchestration.models import AgentRun, RunStatus, TestRun, TestRunStatus
 from orchestration.services import dispatch, runs
+from orchestration.services.effects import enqueue_on_commit, publish
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,8 @@ def requeue_stale_test_runs() -> int:
     lost = list(
         TestRun.objects.filter(
             status=TestRunStatus.QUEUED,
-            created_at__lt=timezone.now() - timezone.timedelta(minutes=20),
+            created_at__lt=timezone.now()
+            - timezone.timedelta(seconds=settings.CODEMAESTRO["RESEND_TESTRUN_SECONDS"]),
         ).values_list("pk", flat=True)
     )
     for pk in stale:
@@ -41,9 +44,9 @@ def requeue_stale_test_runs() -> int:
             if TestRun.objects.filter(pk=pk, status=TestRunStatus.RUNNING).update(
                 status=TestRunStatus.QUEUED, lease_expires_at=None
             ):
-                tasks.execute_test_run.delay_on_commit(pk)
+                enqueue_on_commit(tasks.execute_test_run, pk)
     for pk in lost:
-        tasks.execute_test_run.delay(pk)
+        publish(tasks.execute_test_run, pk)
     return len(stale)
 
 

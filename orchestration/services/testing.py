@@ -31,6 +31,7 @@ from orchestration.models import (
 )
 from orchestration.policy import policy_for
 from orchestration.processes import clean_environment
+from orchestration.services.effects import enqueue_on_commit, with_db_retry
 from orchestration.services.events import event_record
 from orchestration.testrunner import ReportStatus, TestReport, failure_context, run_tests
 
@@ -71,9 +72,7 @@ def apply_testrun_queue(
     from orchestration import tasks
 
     # A backed-off retry waits in the broker; the reaper re-sends it if that message is lost.
-    transaction.on_commit(
-        lambda: tasks.execute_test_run.apply_async((test_run.pk,), countdown=countdown)
-    )
+    enqueue_on_commit(tasks.execute_test_run, test_run.pk, countdown=countdown)
     return test_run
 
 
@@ -104,7 +103,9 @@ def testrun_execute(test_run_id: int, *, worker: str) -> str:
         report, flaky, sha = _unusable(f"git: {exc}"), set(), ""
     from orchestration.services import judging
 
-    judging.record_and_judge(test_run.pk, report, flaky=flaky, commit_sha=sha)
+    with_db_retry(
+        lambda: judging.record_and_judge(test_run.pk, report, flaky=flaky, commit_sha=sha)
+    )
     return report.status
 
 

@@ -31,7 +31,11 @@ def demo_project(data_dir):
         test_command=TEST_COMMAND,
         policy={"max_attempts": 3, "backoff_seconds": 0, "backoff_max_seconds": 0},
     )
-    for name, role in (("Orion", AgentRole.PM), ("Tara", AgentRole.TESTER), ("Devon", AgentRole.DEVELOPER)):
+    for name, role in (
+        ("Orion", AgentRole.PM),
+        ("Tara", AgentRole.TESTER),
+        ("Devon", AgentRole.DEVELOPER),
+    ):
         AgentProfile.objects.create(
             workspace=workspace, name=name, role=role, executor=Executor.DEMO
         )
