@@ -9,6 +9,7 @@ meanwhile, the commit is rebased onto the new head and the swap is tried again.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,8 +61,21 @@ def checkout(project: Project, ref: str, name: str) -> Iterator[Checkout]:
     """A fresh detached worktree at `ref`, removed afterwards whatever happened in it."""
     repo = repository(project)
     base = gitops.head_commit(repo, ref)
+    _clear_leftover(repo, worktrees_root() / name)
     with gitops.temporary_worktree(repo, base, worktrees_root(), name, detached=True) as path:
         yield Checkout(path=path, base_sha=base)
+
+
+def _clear_leftover(repo: Path, path: Path) -> None:
+    """A worker killed mid-run leaves its worktree behind; the run's next attempt reuses the
+    name, so the leftover goes first."""
+    if not path.exists():
+        return
+    try:
+        gitops.worktree_remove(repo, path)
+    except gitops.GitError:
+        shutil.rmtree(path, ignore_errors=True)  # ours (under the data dir), not git's
+        gitops.run_git(repo, "worktree", "prune")
 
 
 def commit_message(run: AgentRun, summary: str) -> str:

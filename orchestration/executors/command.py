@@ -10,10 +10,13 @@ manifest as JSON to $CODEMAESTRO_RESULT_FILE (`{"manifest": {...}}`); any run ma
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import stat
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from orchestration.executors.base import ExecutionResult, FailureClass, RunContext
 from orchestration.models import AgentProfile
@@ -21,6 +24,22 @@ from orchestration.processes import ProcessError, clean_environment, run_process
 
 MAX_TIMEOUT_SECONDS = 1500  # stays under the execute_run task's time limit
 DEFAULT_OUTPUT_CAP = 1_000_000
+# A manifest is a few kilobytes; anything near this is a runaway agent, not a result.
+MAX_RESULT_BYTES = 4 * 1024 * 1024
+# The run's columns: PositiveIntegerField and DecimalField(max_digits=10, decimal_places=4).
+# A value outside them would make recording the run fail and leave it running.
+MAX_TOKENS = 2**31 - 1
+MAX_COST = Decimal("999999.9999")
+# Shorter values (e.g. "1") would mask ordinary output; such secrets are not keys anyway.
+MIN_MASKED_SECRET_LENGTH = 6
+USAGE_ERROR = (
+    "the result file's usage must hold non-negative numbers "
+    "(tokens_in, tokens_out as integers, cost)"
+)
+
+
+class _BadResult(Exception):
+    pass
 
 
 class CommandExecutor:
@@ -29,17 +48,22 @@ class CommandExecutor:
     def preflight(self, profile: AgentProfile, secrets: dict[str, str]) -> list[str]:
         config = profile.executor_config or {}
         command = config.get("command", "")
-        if not command:
-            return [f"profile {profile.name} has no command configured"]
         try:
-            argv = shlex.split(command)
+            argv = shlex.split(command) if isinstance(command, str) else []
         except ValueError as exc:
             return [f"the command cannot be parsed: {exc}"]
+        if not argv or not argv[0]:
+            return [f"profile {profile.name} has no command configured"]
         problems = []
-        path = clean_environment({})["PATH"]
-        if not argv or shutil.which(argv[0], path=path) is None:
-            problems.append(f"command not found: {argv[0] if argv else command!r}")
-        for name in config.get("required_secrets", []):
+        if not _findable(argv[0]):
+            problems.append(f"command not found: {argv[0]}")
+        problems += _limit_problems(config)
+        required = config.get("required_secrets", [])
+        if not isinstance(required, list):
+            # A bare string would be read letter by letter as secret names.
+            problems.append("executor_config.required_secrets must be a list")
+            required = []
+        for name in required:
             if name not in secrets:
                 problems.append(f"secret {name} is not granted to profile {profile.name}")
         return problems
@@ -48,7 +72,8 @@ class CommandExecutor:
         config = context.profile.executor_config or {}
         briefing_file = context.scratch / "briefing.md"
         result_file = context.scratch / "result.json"
-        briefing_file.write_text(context.briefing)
+        # Explicit UTF-8: a worker under a non-UTF-8 locale must not fail on "é" or "✓".
+        briefing_file.write_text(context.briefing, encoding="utf-8")
         run = context.run
         env = clean_environment(
             {
@@ -76,7 +101,8 @@ class CommandExecutor:
             )
         except ProcessError as exc:
             return ExecutionResult.failed(str(exc), FailureClass.INFRASTRUCTURE)
-        output = outcome.output
+        # Run output is shown to every reader of the workspace; granted keys are not.
+        output = _mask(outcome.output, context.secrets)
         if outcome.timed_out:
             return ExecutionResult.failed(
                 f"the command timed out after {timeout:g}s", FailureClass.INFRASTRUCTURE, output
@@ -89,32 +115,114 @@ class CommandExecutor:
             how = (
                 f"exit code {outcome.exit_code}"
                 if outcome.exit_code is not None
-                else (f"signal {outcome.killed_by}")
+                else f"signal {outcome.killed_by}"
             )
-            return ExecutionResult.failed(
-                f"the command failed with {how}", FailureClass.AGENT, output
-            )
+            failed = ExecutionResult.failed(f"the command failed with {how}", output=output)
+            return _with_usage_if_any(failed, result_file)
         return _with_result_file(result_file, output)
 
 
+def _findable(program: str) -> bool:
+    if "/" in program and not os.path.isabs(program):
+        # Relative to the worktree, which does not exist yet: the run itself will tell.
+        return True
+    return shutil.which(program, path=clean_environment({})["PATH"]) is not None
+
+
+def _limit_problems(config: dict[str, Any]) -> list[str]:
+    problems = []
+    try:
+        if not float(config.get("timeout", 900)) > 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append("executor_config.timeout must be a positive number")
+    cap = config.get("output_cap", DEFAULT_OUTPUT_CAP)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        problems.append("executor_config.output_cap must be a non-negative integer")
+    return problems
+
+
+def _mask(text: str, secrets: dict[str, str]) -> str:
+    for name, value in sorted(secrets.items(), key=lambda item: -len(item[1])):
+        if len(value) >= MIN_MASKED_SECRET_LENGTH:
+            text = text.replace(value, f"[secret {name}]")
+    return text
+
+
 def _with_result_file(path: Path, output: str) -> ExecutionResult:
-    if not path.exists():
-        return ExecutionResult(ok=True, output=output)
     try:
-        data = json.loads(path.read_text())
+        data = _read_result(path)
+        if data is None:
+            return ExecutionResult(ok=True, output=output)
+        tokens_in, tokens_out, cost = _usage(data.pop("usage", None))
+    except _BadResult as exc:
+        return ExecutionResult.failed(str(exc), output=output)
+    return ExecutionResult(
+        ok=True,
+        output=output,
+        result=data,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost=cost,
+    )
+
+
+def _with_usage_if_any(failed: ExecutionResult, path: Path) -> ExecutionResult:
+    """A failed command may still have spent tokens: the budget must see them."""
+    try:
+        data = _read_result(path)
+        if data is not None:
+            failed.tokens_in, failed.tokens_out, failed.cost = _usage(data.get("usage"))
+    except _BadResult:
+        pass  # the failure already says what went wrong; a broken file adds nothing
+    return failed
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    """The result file's object, None when there is none; raises _BadResult otherwise."""
+    try:
+        # Not following links, and not blocking: a FIFO left there would hang the worker.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError:  # ELOOP: a symbolic link
+        raise _BadResult("the result file must be a regular file") from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _BadResult("the result file must be a regular file")
+        raw = file.read(MAX_RESULT_BYTES + 1)
+    if len(raw) > MAX_RESULT_BYTES:
+        raise _BadResult(f"the result file is larger than {MAX_RESULT_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return ExecutionResult.failed(f"the result file is not valid JSON: {exc}", output=output)
+        raise _BadResult(f"the result file is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        return ExecutionResult.failed("the result file must hold a JSON object", output=output)
-    usage = data.pop("usage", {}) or {}
+        raise _BadResult("the result file must hold a JSON object")
+    return data
+
+
+def _usage(usage: Any) -> tuple[int, int, Decimal]:
+    if usage is None:
+        return 0, 0, Decimal(0)
+    if not isinstance(usage, dict):
+        raise _BadResult(USAGE_ERROR)
     try:
-        return ExecutionResult(
-            ok=True,
-            output=output,
-            result=data,
-            tokens_in=int(usage.get("tokens_in", 0)),
-            tokens_out=int(usage.get("tokens_out", 0)),
-            cost=Decimal(str(usage.get("cost", 0))),
-        )
-    except (TypeError, ValueError, InvalidOperation):
-        return ExecutionResult.failed("the result file's usage must hold numbers", output=output)
+        tokens_in = _count(usage.get("tokens_in", 0))
+        tokens_out = _count(usage.get("tokens_out", 0))
+        cost = Decimal(str(usage.get("cost", 0)))
+    except (TypeError, ValueError, OverflowError, InvalidOperation):
+        raise _BadResult(USAGE_ERROR) from None
+    # A negative cost would give budget back; NaN and huge values cannot be stored.
+    if not (cost.is_finite() and 0 <= cost <= MAX_COST):
+        raise _BadResult(USAGE_ERROR)
+    return tokens_in, tokens_out, cost
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    count = int(value)
+    if not 0 <= count <= MAX_TOKENS:
+        raise ValueError(value)
+    return count

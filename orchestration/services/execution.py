@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
+from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
 import gitops
@@ -80,6 +81,12 @@ def run_execute(run_id: int, *, worker: str) -> str:
         result = _execute_claimed(run)
     except LeaseLost:
         return "lease lost"
+    except (OperationalError, InterfaceError):
+        # The database went away mid-run. Reporting a failure would be a lie about the
+        # agent; instead the lease runs out, the reaper requeues the run, and its next
+        # attempt finds the commit if this one was published.
+        log.warning("database unavailable during run %s; it will be retried", run.code)
+        return "database unavailable"
     except Exception as exc:  # an executor bug must fail the run, not leave it running
         log.exception("run %s crashed", run.code)
         result = ExecutionResult.failed(
@@ -136,8 +143,8 @@ def _execute_claimed(run: AgentRun) -> ExecutionResult:
         if run.step != RunStep.PLAN and (sha := gitflow.recorded_commit(run.project, branch, run)):
             return ExecutionResult(
                 ok=True,
-                output=f"recovered: the run's commit was already on {branch}",
-                result={"commit": sha, "recovered": True},
+                output=f"recovered: the run's commit {sha[:8]} was already on {branch}",
+                result={"commit": sha, "branch": branch, "recovered": True},
             )
         return _execute_in_worktree(run, executor, secrets, branch)
     except gitops.GitError as exc:
@@ -180,16 +187,7 @@ def _execute_in_worktree(run, executor, secrets, branch) -> ExecutionResult:
             return ExecutionResult.failed(
                 "the agent reported success but changed no file", FailureClass.AGENT, result.output
             )
-        result.result = {**result.result, "commit": sha, "base": work.base_sha}
-        event_record(
-            workspace_id=run.workspace_id,
-            kind=EventKind.GIT,
-            message=f"{gitflow.AGENT_AUTHORS.get(run.role, ('agent',))[0]} committed "
-            f"{sha[:8]} on {branch}",
-            actor=run.claimed_by,
-            run=run,
-            data={"commit": sha, "branch": branch, "base": work.base_sha},
-        )
+        result.result = {**result.result, "commit": sha, "base": work.base_sha, "branch": branch}
         return result
 
 

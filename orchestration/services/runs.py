@@ -170,6 +170,8 @@ def run_complete(
             "cost": cost,
         },
     )
+    if run.result.get("commit") and run.result.get("branch"):
+        _record_commit(run)
     event = event_record(
         workspace_id=run.workspace_id,
         kind=EventKind.RUN_SUCCEEDED,
@@ -180,6 +182,20 @@ def run_complete(
     )
     effects.after_run_finished(event)
     return run
+
+
+def _record_commit(run: AgentRun) -> None:
+    sha, branch = run.result["commit"], run.result["branch"]
+    who = run.get_role_display().split(" ")[0]
+    recovered = " (recovered after a crash)" if run.result.get("recovered") else ""
+    event_record(
+        workspace_id=run.workspace_id,
+        kind=EventKind.GIT,
+        message=f"{who} committed {sha[:8]} on {branch}{recovered}",
+        actor=run.claimed_by,
+        run=run,
+        data={"commit": sha, "branch": branch, "base": run.result.get("base", "")},
+    )
 
 
 @transaction.atomic(durable=True)
