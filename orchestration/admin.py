@@ -4,11 +4,16 @@ from orchestration.errors import DomainError
 from orchestration.models import (
     AgentProfile,
     AgentRun,
+    CoverageFile,
     Event,
     FeatureRequest,
+    FlakyTest,
+    HandoffRule,
     Project,
     Subtask,
     SubtaskDependency,
+    TestCaseResult,
+    TestRun,
 )
 from orchestration.models.subtasks import SUBTASK_TRANSITIONS
 from orchestration.services import transitions
@@ -136,3 +141,55 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(HandoffRule)
+class HandoffRuleAdmin(admin.ModelAdmin):
+    """The handoff table per project; a project without rows uses the defaults."""
+
+    list_display = ["project", "trigger", "action", "enabled"]
+    list_filter = ["trigger", "action", "enabled", "project"]
+    list_editable = ["action", "enabled"]
+
+
+class CaseInline(admin.TabularInline):
+    model = TestCaseResult
+    extra = 0
+    can_delete = False
+    fields = ["classname", "name", "outcome", "duration_seconds", "message", "flaky"]
+    readonly_fields = fields
+
+
+class CoverageInline(admin.TabularInline):
+    model = CoverageFile
+    extra = 0
+    can_delete = False
+    readonly_fields = ["path", "lines_valid", "lines_covered", "line_rate"]
+
+
+@admin.register(TestRun)
+class TestRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "subtask",
+        "purpose",
+        "status",
+        "passed",
+        "failed",
+        "errors",
+        "created_at",
+    ]
+    list_filter = ["status", "purpose", "workspace"]
+    search_fields = ["code", "subtask__key", "commit_sha", "problem"]
+    readonly_fields = [f.name for f in TestRun._meta.fields]
+    inlines = [CaseInline, CoverageInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(FlakyTest)
+class FlakyTestAdmin(admin.ModelAdmin):
+    list_display = ["classname", "name", "project", "flake_count", "last_seen_at"]
+    list_filter = ["project"]
+    search_fields = ["classname", "name"]

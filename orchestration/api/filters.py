@@ -12,6 +12,7 @@ from orchestration.models import (
     Subtask,
     SubtaskDependency,
     SubtaskStatus,
+    TestRun,
 )
 
 
@@ -71,3 +72,12 @@ class DependencyFilter(django_filters.FilterSet):
     class Meta:
         model = SubtaskDependency
         fields = ["subtask", "depends_on"]
+
+
+class TestRunFilter(django_filters.FilterSet):
+    subtask = django_filters.UUIDFilter(field_name="subtask__code")
+    project = django_filters.UUIDFilter(field_name="project__code")
+
+    class Meta:
+        model = TestRun
+        fields = ["subtask", "project", "status", "purpose"]

@@ -6,7 +6,9 @@ from rest_framework import serializers
 
 from accounts.models import AgentRole, Workspace
 from orchestration.models import (
+    AgentProfile,
     AgentRun,
+    CoverageFile,
     Event,
     FeatureRequest,
     Project,
@@ -14,6 +16,8 @@ from orchestration.models import (
     RunStep,
     Subtask,
     SubtaskDependency,
+    TestCaseResult,
+    TestRun,
 )
 from orchestration.models.subtasks import allowed_transitions
 
@@ -245,3 +249,79 @@ class FailSerializer(serializers.Serializer):
         choices=["agent", "infrastructure", "flaky", "budget"], default="agent"
     )
     output = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReassignSerializer(serializers.Serializer):
+    profile = serializers.UUIDField(allow_null=True, help_text="null: back to the role's default")
+
+
+class AgentProfileSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="code", read_only=True)
+
+    class Meta:
+        model = AgentProfile
+        fields = [
+            "id",
+            "name",
+            "role",
+            "executor",
+            "prompt_version",
+            "breaker_state",
+            "consecutive_failures",
+            "breaker_opened_at",
+            "breaker_threshold",
+            "breaker_cooldown_seconds",
+        ]
+        read_only_fields = fields
+
+
+class TestRunSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="code", read_only=True)
+    subtask = serializers.UUIDField(source="subtask.code", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TestRun
+        fields = [
+            "id",
+            "subtask",
+            "purpose",
+            "status",
+            "branch",
+            "commit_sha",
+            "total",
+            "passed",
+            "failed",
+            "errors",
+            "skipped",
+            "flaky",
+            "exit_code",
+            "timed_out",
+            "duration_seconds",
+            "coverage_percent",
+            "problem",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class TestCaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TestCaseResult
+        fields = ["name", "classname", "file", "outcome", "duration_seconds", "message", "flaky"]
+
+
+class CoverageFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CoverageFile
+        fields = ["path", "lines_valid", "lines_covered", "line_rate"]
+
+
+class TestRunDetailSerializer(TestRunSerializer):
+    cases = TestCaseSerializer(many=True, read_only=True)
+    coverage_files = CoverageFileSerializer(many=True, read_only=True)
+    failure_context = serializers.CharField(read_only=True)
+
+    class Meta(TestRunSerializer.Meta):
+        fields = [*TestRunSerializer.Meta.fields, "failure_context", "cases", "coverage_files"]
+        read_only_fields = fields

@@ -10,5 +10,7 @@ router.register("subtasks", views.SubtaskViewSet, basename="subtask")
 router.register("dependencies", views.DependencyViewSet, basename="dependency")
 router.register("events", views.EventViewSet, basename="event")
 router.register("runs", views.RunViewSet, basename="run")
+router.register("agent-profiles", views.AgentProfileViewSet, basename="agent-profile")
+router.register("test-runs", views.TestRunViewSet, basename="test-run")
 
 urlpatterns = router.urls

@@ -15,14 +15,16 @@ from accounts.permissions import Action, can, principal_from_request, visible_wo
 from orchestration.api import filters, serializers
 from orchestration.api.permissions import WorkspaceRole
 from orchestration.models import (
+    AgentProfile,
     AgentRun,
     Event,
     FeatureRequest,
     Project,
     Subtask,
     SubtaskDependency,
+    TestRun,
 )
-from orchestration.services import dependencies, runs, transitions, work
+from orchestration.services import dependencies, planning, runs, transitions, work
 
 REVIEW_TRANSITIONS = frozenset({"complete", "request_changes"})
 
@@ -102,13 +104,12 @@ class ProjectViewSet(
         project = self.get_object()
         data = serializers.FeatureSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = self.principal.user
-        feature = work.feature_create(
+        feature = planning.feature_request(
             project=project,
             title=data.validated_data["title"],
             description=data.validated_data.get("description", ""),
             actor=self.principal.label,
-            created_by=user,
+            created_by=self.principal.user,
         )
         return Response(serializers.FeatureSerializer(feature).data, status=status.HTTP_201_CREATED)
 
@@ -184,6 +185,24 @@ class SubtaskViewSet(
 
     # The transition action checks EDIT or REVIEW itself, by transition name.
     action_permissions = {"transition": Action.VIEW}
+
+    @extend_schema(
+        request=serializers.ReassignSerializer, responses={200: serializers.SubtaskSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def reassign(self, request, code=None):
+        subtask = self.get_object()
+        data = serializers.ReassignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        profile = None
+        if data.validated_data.get("profile"):
+            profile = get_object_or_404(
+                AgentProfile, workspace_id=subtask.workspace_id, code=data.validated_data["profile"]
+            )
+        subtask = work.subtask_reassign(
+            subtask=subtask, profile=profile, actor=self.principal.label
+        )
+        return Response(serializers.SubtaskSerializer(subtask).data)
 
 
 class DependencyViewSet(
@@ -325,6 +344,17 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
         data = serializers.CompleteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         run = runs.run_complete(run=run, actor=self.principal.label, **data.validated_data)
+        if run.status == "failed":  # a plan whose manifest did not validate
+            body = {"detail": run.error, "code": "invalid_result", "run": str(run.code)}
+            return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        return Response(serializers.RunSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: serializers.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, code=None):
+        run = self.get_object()
+        self.require(Action.EDIT, run)
+        run = runs.run_cancel(run=run, actor=self.principal.label)
         return Response(serializers.RunSerializer(run).data)
 
     @extend_schema(request=serializers.FailSerializer, responses={200: serializers.RunSerializer})
@@ -335,3 +365,29 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
         data.is_valid(raise_exception=True)
         run = runs.run_fail(run=run, actor=self.principal.label, **data.validated_data)
         return Response(serializers.RunSerializer(run).data)
+
+
+class AgentProfileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Agent profiles with their circuit breaker's state."""
+
+    serializer_class = serializers.AgentProfileSerializer
+
+    def get_queryset(self):
+        return self.scoped(AgentProfile.objects.all())
+
+
+class TestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Test runs with every case (detail) and coverage; filter by subtask."""
+
+    filterset_class = filters.TestRunFilter
+
+    def get_queryset(self):
+        queryset = self.scoped(TestRun.objects.select_related("subtask"))
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("cases", "coverage_files")
+        return queryset
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.TestRunDetailSerializer
+        return serializers.TestRunSerializer

@@ -49,8 +49,7 @@ def after_run_failed(run: AgentRun, cause_event_id: int) -> None:
             escalate(subtask, f"budget cap reached: {run.error}")
             return
         counter, limit = _counter_for(subtask, run, failure_class)
-        used = getattr(subtask, counter) + 1
-        Subtask.objects.filter(pk=subtask.pk).update(**{counter: used})
+        used = bump(subtask, counter)
         if used >= limit:
             escalate(
                 subtask,
@@ -64,6 +63,15 @@ def after_run_failed(run: AgentRun, cause_event_id: int) -> None:
             attempt=run.attempt + (1 if failure_class == FailureClass.AGENT else 0),
             note=run.error,
         )
+
+
+def bump(subtask: Subtask, counter: str) -> int:
+    """Add one to a locked subtask's counter, in the row and in the instance alike (a later
+    save of the instance must not write the old value back)."""
+    used = getattr(subtask, counter) + 1
+    Subtask.objects.filter(pk=subtask.pk).update(**{counter: used})
+    setattr(subtask, counter, used)
+    return used
 
 
 def _counter_for(subtask: Subtask, run: AgentRun, failure_class: str) -> tuple[str, int]:
@@ -124,8 +132,7 @@ def after_tests_failed(subtask: Subtask, cause_event_id: int) -> None:
 def tests_not_red(subtask: Subtask, cause_event_id: int, reason: str) -> None:
     """Tara's tests do not fail before implementation: back to Tara, or escalate."""
     policy = policy_for(subtask.project)
-    used = subtask.tester_attempts + 1
-    Subtask.objects.filter(pk=subtask.pk).update(tester_attempts=used)
+    used = bump(subtask, "tester_attempts")
     if used >= policy.max_tester_attempts:
         escalate(subtask, f"tests are not red after {used} attempts: {reason}")
         return

@@ -128,8 +128,7 @@ def _judge_verify(subtask: Subtask, report: TestReport, cause: int) -> None:
 def _unusable(test_run: TestRun, subtask: Subtask, report: TestReport, cause: int) -> None:
     """The run could not say anything (timeout, no report): infrastructure, not the agent."""
     policy = policy_for(subtask.project)
-    used = subtask.infra_failures + 1
-    Subtask.objects.filter(pk=subtask.pk).update(infra_failures=used)
+    used = failures.bump(subtask, "infra_failures")
     if used >= policy.max_infra_failures:
         failures.escalate(subtask, f"the test run is unusable {used} times: {report.problem}")
         return

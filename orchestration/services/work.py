@@ -155,3 +155,29 @@ def apply_run_enqueue(
 @transaction.atomic(durable=True)
 def run_enqueue(**kwargs: Any) -> AgentRun:
     return apply_run_enqueue(**kwargs)
+
+
+@transaction.atomic(durable=True)
+def subtask_reassign(*, subtask: Subtask, profile: AgentProfile | None, actor: str) -> Subtask:
+    """Give a subtask's next runs (and its queued ones) to another profile of the same role."""
+    from orchestration.lock_objects import lock_subtask
+    from orchestration.models import RunStatus
+
+    subtask = lock_subtask(subtask.pk)
+    if profile is not None and profile.workspace_id != subtask.workspace_id:
+        raise InvalidInput("the profile belongs to another workspace", field="profile")
+    Subtask.objects.filter(pk=subtask.pk).update(assignee=profile)
+    subtask.assignee = profile
+    if profile is not None:
+        AgentRun.objects.filter(subtask=subtask, status=RunStatus.QUEUED, role=profile.role).update(
+            profile=profile, dispatched_at=None
+        )
+    event_record(
+        workspace_id=subtask.workspace_id,
+        kind=EventKind.SUBTASK_STAGE,
+        message=f"{subtask.key} reassigned to {profile.name if profile else 'the role default'}",
+        actor=actor,
+        subtask=subtask,
+        data={"assignee": str(profile.code) if profile else None},
+    )
+    return subtask

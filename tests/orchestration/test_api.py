@@ -376,3 +376,88 @@ def test_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == 200
     assert b"/api/v1/runs/claim/" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_requesting_a_feature_starts_planning(api_as, project, django_capture_on_commit_callbacks):
+    client = api_as(Role.AUTHOR)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/api/v1/projects/{project.code}/features/", {"title": "Dark mode"}, format="json"
+        )
+    assert response.status_code == 201
+    assert (response.json()["status"], response.json()["branch"]) == (
+        "planning",
+        "feature/dark-mode",
+    )
+    plan = AgentRun.objects.get(feature__code=response.json()["id"])
+    assert (plan.step, plan.role, plan.status) == ("plan", "pm", "queued")
+
+
+def test_an_invalid_plan_answers_422_and_fails_the_run(agent_api, project):
+    # given: Orion's run, claimed by an external PM agent
+    feature = FeatureFactory(project=project)
+    run = RunFactory(subtask=None, project=project, workspace=project.workspace,
+                     feature=feature, role="pm", step="plan")  # fmt: skip
+    agent = agent_api("pm")
+    lease = agent.post("/api/v1/runs/claim/", {}, format="json").json()["lease_id"]
+    # when
+    response = agent.post(
+        f"/api/v1/runs/{run.code}/complete/",
+        {"lease_id": lease, "result": {"manifest": {"frd": "x", "subtasks": []}}},
+        format="json",
+    )
+    # then
+    assert response.status_code == 422
+    assert response.json()["detail"] == ("invalid manifest: subtasks: [] should be non-empty")
+    run.refresh_from_db()
+    assert (run.status, run.result) == ("failed", {"failure_class": "agent"})
+
+
+def test_cancelling_a_run_and_cancelling_it_again(api_as, project):
+    run = RunFactory(subtask=SubtaskFactory(project=project))
+    client = api_as(Role.AUTHOR)
+    assert client.post(f"/api/v1/runs/{run.code}/cancel/").json()["status"] == "cancelled"
+    again = client.post(f"/api/v1/runs/{run.code}/cancel/")
+    assert again.status_code == 409
+    assert (
+        again.json()["detail"] == "run is cancelled; only queued or running runs can be cancelled"
+    )
+
+
+def test_reassigning_moves_queued_runs_to_the_new_profile(api_as, project):
+    from orchestration.models import AgentProfile
+
+    subtask = SubtaskFactory(project=project)
+    run = RunFactory(subtask=subtask, role="developer")
+    other = AgentProfile.objects.create(
+        workspace=project.workspace, name="Devon 2", role="developer"
+    )
+    response = api_as(Role.AUTHOR).post(
+        f"/api/v1/subtasks/{subtask.code}/reassign/", {"profile": str(other.code)}, format="json"
+    )
+    assert response.status_code == 200
+    run.refresh_from_db()
+    assert run.profile_id == other.pk
+
+
+def test_reassigning_to_another_workspaces_profile_answers_404(api_as, project):
+    from orchestration.models import AgentProfile
+
+    subtask = SubtaskFactory(project=project)
+    foreign = AgentProfile.objects.create(
+        workspace=ProjectFactory().workspace, name="X", role="developer"
+    )
+    response = api_as(Role.AUTHOR).post(
+        f"/api/v1/subtasks/{subtask.code}/reassign/", {"profile": str(foreign.code)}, format="json"
+    )
+    assert response.status_code == 404
+
+
+def test_breaker_state_is_visible_through_the_api(api_as, project):
+    from orchestration.models import AgentProfile
+
+    AgentProfile.objects.create(
+        workspace=project.workspace, name="Devon", role="developer", breaker_state="open"
+    )
+    rows = api_as(Role.READER).get("/api/v1/agent-profiles/").json()["results"]
+    assert [(r["name"], r["breaker_state"]) for r in rows] == [("Devon", "open")]
