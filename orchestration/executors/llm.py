@@ -10,8 +10,10 @@ answer are applied all or nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import ssl
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
@@ -140,7 +142,9 @@ class LLMExecutor:
 def _post(url: str, body: dict, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
     """POST and read the answer within `timeout` overall, not per read, and within the cap."""
     deadline = time.monotonic() + timeout
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+    with httpx.stream(
+        "POST", url, json=body, headers=headers, timeout=timeout, verify=_tls_context()
+    ) as response:
         if response.status_code != 200:
             return response.status_code, b""
         received = bytearray()
@@ -152,6 +156,12 @@ def _post(url: str, body: dict, headers: dict[str, str], timeout: float) -> tupl
                 # httpx's timeout is per read: an endpoint sending a byte at a time never trips it.
                 raise httpx.ReadTimeout("the answer did not arrive in time")
     return 200, bytes(received)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds; once per worker process is enough.
+    return httpx.create_ssl_context()
 
 
 def _usage(data: Any) -> tuple[int, int]:

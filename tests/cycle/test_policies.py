@@ -149,7 +149,7 @@ def test_tests_that_pass_before_implementation_are_sent_back_to_the_tester(demo_
         AgentRole.TESTER,
         tmp_path,
         "pathlib.Path('tests/test_slug.py').write_text("
-        f"'def test_always_true():\\n    assert True  # attempt ' + str(attempt) + '\\n')\n",
+        "'def test_always_true():\\n    assert True  # attempt ' + str(attempt) + '\\n')\n",
     )
     # when
     subtask = first_subtask(demo_project)
