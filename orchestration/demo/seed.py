@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from accounts.models import AgentRole, Role, Workspace
 from accounts.services import membership_set, workspace_create
 from orchestration.models import AgentProfile, Executor, Project
+from orchestration.models.projects import default_policy
 from orchestration.services.work import project_create
 
 DEMO_USERNAME = "demo"
@@ -142,6 +143,8 @@ def _demo_project(*, workspace: Workspace, data_dir: Path) -> Project:
         repo_path=str(repo_path),
         default_branch="main",
         test_command=TEST_COMMAND,
+        # Short backoff: the demo's scripted failure should turn green while people watch.
+        policy={**default_policy(), "backoff_seconds": 2, "backoff_max_seconds": 10},
     )
 
 

@@ -47,9 +47,8 @@ class CommandExecutor:
 
     def preflight(self, profile: AgentProfile, secrets: dict[str, str]) -> list[str]:
         config = profile.executor_config or {}
-        command = config.get("command", "")
         try:
-            argv = shlex.split(command) if isinstance(command, str) else []
+            argv = _argv(config.get("command", ""))
         except ValueError as exc:
             return [f"the command cannot be parsed: {exc}"]
         if not argv or not argv[0]:
@@ -120,6 +119,15 @@ class CommandExecutor:
             failed = ExecutionResult.failed(f"the command failed with {how}", output=output)
             return _with_usage_if_any(failed, result_file)
         return _with_result_file(result_file, output)
+
+
+def _argv(command: Any) -> list[str]:
+    """The command as run_process will run it: a string split with shlex, or a list as is."""
+    if isinstance(command, str):
+        return shlex.split(command)
+    if isinstance(command, list) and all(isinstance(arg, str) for arg in command):
+        return command
+    return []
 
 
 def _findable(program: str) -> bool:

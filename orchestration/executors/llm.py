@@ -120,7 +120,7 @@ class LLMExecutor:
             data = None
         tokens_in, tokens_out = _usage(data)
         try:
-            content = data["choices"][0]["message"]["content"] or ""  # type: ignore[index]
+            content = data["choices"][0]["message"]["content"] or ""
             if not isinstance(content, str):
                 raise TypeError(content)
         except (KeyError, IndexError, TypeError):
