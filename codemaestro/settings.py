@@ -84,11 +84,23 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED = not DATABASE_URL
 if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
-        )
-    }
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "DB_POOL", True
+    ):
+        # Under daphne every request runs in a fresh thread, and Django's connections are per
+        # thread: persistent connections would pile up until PostgreSQL refuses more. A
+        # process-wide pool hands connections back at the end of each request instead.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["OPTIONS"] = {
+            "pool": {
+                "min_size": env_int("DB_POOL_MIN", 2),
+                "max_size": env_int("DB_POOL_MAX", 10),
+                "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+            }
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
 else:
     DATABASES = {
         "default": {
@@ -119,6 +131,8 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 270)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# One broker can serve several installations (or test runs) side by side, each on its queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A request that commits work must not hang on a broker that is down: publishing gives up
 # quickly and the sweeps send the work later (see orchestration/services/effects.py).
@@ -225,6 +239,11 @@ SPECTACULAR_SETTINGS = {
         "FeatureStatusEnum": "orchestration.models.projects.FeatureStatus",
         "RunStatusEnum": "orchestration.models.agents.RunStatus",
         "RunStepEnum": "orchestration.models.agents.RunStep",
+        "TestRunStatusEnum": "orchestration.models.testruns.TestRunStatus",
+        "TestRunPurposeEnum": "orchestration.models.testruns.TestRunPurpose",
+        "CaseOutcomeEnum": "orchestration.models.testruns.CaseOutcome",
+        "BreakerStateEnum": "orchestration.models.agents.BreakerState",
+        "ExecutorEnum": "orchestration.models.agents.Executor",
     },
 }
 

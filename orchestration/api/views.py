@@ -10,7 +10,6 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from accounts.models import Workspace
 from accounts.permissions import Action, can, principal_from_request, visible_workspaces
 from orchestration.api import filters, serializers
 from orchestration.api.permissions import WorkspaceRole
@@ -294,9 +293,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     def claim(self, request):
         data = serializers.ClaimSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace, role = self._claim_scope(data.validated_data)
+        workspace_id, role = self._claim_scope(data.validated_data)
         run = runs.run_claim(
-            workspace_id=workspace.pk,
+            workspace_id=workspace_id,
             role=role,
             claimer=runs.Claimer(
                 name=self.principal.label, token_id=getattr(request.auth, "pk", None)
@@ -307,7 +306,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(serializers.ClaimedRunSerializer(run).data)
 
-    def _claim_scope(self, data) -> tuple[Workspace, str]:
+    def _claim_scope(self, data) -> tuple[int, str]:
+        """The workspace id and role a claim draws from: the agent token's own, or — for a
+        member with the right — the ones named in the request."""
         principal = self.principal
         if principal.is_agent:
             token = principal.token
@@ -315,12 +316,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
                 raise PermissionDenied(
                     f"this token works as {token.agent_role}, not {data['role']}"
                 )
-            return token.workspace, token.agent_role
+            return token.workspace_id, token.agent_role
         if not data.get("workspace") or not data.get("role"):
             raise ValidationError({"workspace": ["required for personal tokens, with role"]})
         workspace = get_object_or_404(visible_workspaces(principal), code=data["workspace"])
         self.require(Action.WORK, workspace)
-        return workspace, data["role"]
+        return workspace.pk, data["role"]
 
     @extend_schema(request=serializers.LeaseSerializer, responses={200: serializers.RunSerializer})
     @action(detail=True, methods=["post"])

@@ -51,6 +51,8 @@ class TestRun(models.Model):
     # The handoff event that asked for this run; unique so a redelivered task adds nothing.
     cause_event_id = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=120, blank=True)
     total = models.PositiveIntegerField(default=0)
     passed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)

@@ -43,13 +43,66 @@ def lease_duration(seconds: int | None = None) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _next_runnable_id(workspace_id: int, role: str, now) -> int | None:
+# One statement on PostgreSQL: pick the oldest runnable row nobody else holds (SKIP LOCKED
+# hands concurrent claimers different rows) and take it, in a single round trip.
+CLAIM_SQL = """
+WITH next AS (
+    SELECT id FROM orchestration_agentrun
+    WHERE workspace_id = %(workspace)s AND role = %(role)s AND status = 'queued'
+      AND available_at <= %(now)s
+    ORDER BY available_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE orchestration_agentrun AS run
+SET status = 'running', lease_id = %(lease)s, lease_expires_at = %(expires)s,
+    claimed_by = %(claimer)s, claimed_by_token_id = %(token)s, claimed_at = %(now)s,
+    heartbeat_at = %(now)s, claim_count = run.claim_count + 1
+FROM next WHERE run.id = next.id
+RETURNING run.id
+"""
+
+
+def _take_next_postgresql(
+    workspace_id: int, role: str, claimer: Claimer, now, expires
+) -> int | None:
+    params = {
+        "workspace": workspace_id,
+        "role": role,
+        "now": now,
+        "lease": uuid.uuid4(),
+        "expires": expires,
+        "claimer": claimer.name[:120],
+        "token": claimer.token_id,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _take_next_portable(workspace_id: int, role: str, claimer: Claimer, now, expires) -> int | None:
+    """Elsewhere (SQLite) the conditional UPDATE is the guard; a lost race tries the next row."""
     queue = AgentRun.objects.filter(
         workspace_id=workspace_id, role=role, status=RunStatus.QUEUED, available_at__lte=now
     ).order_by("available_at", "id")
-    if connection.features.has_select_for_update_skip_locked:
-        queue = queue.select_for_update(skip_locked=True)
-    return queue.values_list("id", flat=True).first()
+    for _ in range(5):
+        run_id = queue.values_list("id", flat=True).first()
+        if run_id is None:
+            return None
+        taken = AgentRun.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING,
+            lease_id=uuid.uuid4(),
+            lease_expires_at=expires,
+            claimed_by=claimer.name[:120],
+            claimed_by_token_id=claimer.token_id,
+            claimed_at=now,
+            heartbeat_at=now,
+            claim_count=F("claim_count") + 1,
+        )
+        if taken:
+            return run_id
+    return None
 
 
 def run_claim(
@@ -57,29 +110,14 @@ def run_claim(
 ) -> AgentRun | None:
     """Give the oldest runnable queued run of this role to the claimer, or None."""
     duration = lease_duration(lease_seconds)
+    take = _take_next_postgresql if connection.vendor == "postgresql" else _take_next_portable
     with transaction.atomic():
         now = timezone.now()
-        # On PostgreSQL SKIP LOCKED hands concurrent claimers different rows; elsewhere the
-        # conditional UPDATE below is the guard and a lost race moves on to the next row.
-        for _ in range(5):
-            run_id = _next_runnable_id(workspace_id, role, now)
-            if run_id is None:
-                return None
-            claimed = AgentRun.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
-                status=RunStatus.RUNNING,
-                lease_id=uuid.uuid4(),
-                lease_expires_at=now + duration,
-                claimed_by=claimer.name[:120],
-                claimed_by_token_id=claimer.token_id,
-                claimed_at=now,
-                heartbeat_at=now,
-                claim_count=F("claim_count") + 1,
-            )
-            if claimed:
-                break
-        else:
+        run_id = take(workspace_id, role, claimer, now, now + duration)
+        if run_id is None:
             return None
-        run = AgentRun.objects.get(id=run_id)
+        # The caller (the API) answers with the run's project, subtask and feature codes.
+        run = AgentRun.objects.select_related("project", "subtask", "feature").get(id=run_id)
         event_record(
             workspace_id=workspace_id,
             kind=EventKind.RUN_CLAIMED,
@@ -296,3 +334,66 @@ def run_cancel(*, run: AgentRun, actor: str) -> AgentRun:
         run=run,
     )
     return run
+
+
+RUN_RELEASED = "run.released"
+
+
+@transaction.atomic(durable=True)
+def run_release(*, run: AgentRun, lease_id: uuid.UUID, actor: str, reason: str = "") -> AgentRun:
+    """Give a held run back to the queue at once: its agent stopped without finishing it
+    (Ctrl-C, a shutdown). Not a failure and no attempt used; the next claimer starts afresh,
+    without waiting for the lease to run out."""
+    now = timezone.now()
+    updated = AgentRun.objects.filter(
+        pk=run.pk, status=RunStatus.RUNNING, lease_id=lease_id
+    ).update(
+        status=RunStatus.QUEUED,
+        lease_id=None,
+        lease_expires_at=None,
+        claimed_by="",
+        claimed_by_token=None,
+        available_at=now,
+        dispatched_at=None,
+    )
+    if not updated:
+        raise _lease_lost(run)
+    holder = run.claimed_by
+    run.refresh_from_db()
+    event_record(
+        workspace_id=run.workspace_id,
+        kind=RUN_RELEASED,
+        message=f"{run.get_step_display()} run released by {holder or actor}; back in the queue"
+        + (f": {reason}" if reason else ""),
+        actor=actor,
+        run=run,
+        data={"claimed_by": holder, "reason": reason[:500]},
+    )
+    from orchestration.services.dispatch import dispatch_on_commit
+
+    dispatch_on_commit(run)  # a push profile's run goes back to the workers
+    return run
+
+
+def apply_run_cancel(*, run: AgentRun, actor: str, reason: str = "") -> bool:
+    """Cancel a queued or running run inside the caller's transaction; False if it had
+    already finished. For callers that change the run's subtask in the same transaction."""
+    updated = AgentRun.objects.filter(
+        pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).update(
+        status=RunStatus.CANCELLED,
+        finished_at=timezone.now(),
+        lease_id=None,
+        lease_expires_at=None,
+    )
+    run.refresh_from_db()
+    if updated:
+        event_record(
+            workspace_id=run.workspace_id,
+            kind=EventKind.RUN_CANCELLED,
+            message=f"{run.get_step_display()} run cancelled by {actor}"
+            + (f": {reason}" if reason else ""),
+            actor=actor,
+            run=run,
+        )
+    return bool(updated)

@@ -23,6 +23,7 @@ from orchestration.models import (
     CoverageFile,
     EventKind,
     FlakyTest,
+    Project,
     Subtask,
     TestCaseResult,
     TestRun,
@@ -72,12 +73,15 @@ def apply_testrun_queue(
     from orchestration import tasks
 
     # A backed-off retry waits in the broker; the reaper re-sends it if that message is lost.
+    TestRun.objects.filter(pk=test_run.pk).update(
+        dispatched_at=timezone.now() + timezone.timedelta(seconds=countdown)
+    )
     enqueue_on_commit(tasks.execute_test_run, test_run.pk, countdown=countdown)
     return test_run
 
 
 def testrun_execute(test_run_id: int, *, worker: str) -> str:
-    test_run = _claim(test_run_id)
+    test_run = _claim(test_run_id, worker)
     if test_run is None:
         return "claimed elsewhere or done"
     project = test_run.project
@@ -109,12 +113,19 @@ def testrun_execute(test_run_id: int, *, worker: str) -> str:
     return report.status
 
 
-def _claim(test_run_id: int) -> TestRun | None:
+def _claim(test_run_id: int, worker: str) -> TestRun | None:
     now = timezone.now()
+    project = Project.objects.filter(test_runs__pk=test_run_id).first()
+    if project is None:
+        return None
+    # The run holds its lease for the whole test command (no heartbeat): the timeout plus a
+    # margin for checkout and storing the report.
+    lease = timezone.timedelta(seconds=policy_for(project).test_timeout_seconds * 2 + 120)
     claimed = TestRun.objects.filter(pk=test_run_id, status=TestRunStatus.QUEUED).update(
         status=TestRunStatus.RUNNING,
         started_at=now,
-        lease_expires_at=now + timezone.timedelta(hours=1),
+        lease_expires_at=now + lease,
+        claimed_by=worker[:120],
     )
     if not claimed:
         return None

@@ -26,7 +26,7 @@ from orchestration.models import (
 )
 from orchestration.services import planning
 from tests.cycle.conftest import branch_log
-from tests.cycle.workers import Worker, fresh_connection, wait_for
+from tests.cycle.workers import Worker, fresh_connection, private_queue, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,20 +34,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def real_workers(data_dir, tmp_path):
     """Tasks go through Redis to worker processes; every worker is stopped afterwards."""
+    queue = private_queue()
     celery_app.conf.task_always_eager = False
-    celery_app.control.purge()
+    celery_app.conf.task_default_queue = queue
     started: list[Worker] = []
     name = f"cm-test-{uuid.uuid4().hex[:8]}@%h"
 
     def start(supervised: bool = False) -> Worker:
-        worker = Worker(name, data_dir, tmp_path / "worker.log", supervised).start()
+        worker = Worker(name, data_dir, tmp_path / "worker.log", queue, supervised).start()
         started.append(worker)
         return worker
 
     yield start
     for worker in started:
         worker.stop()
-    celery_app.control.purge()
+    celery_app.conf.task_default_queue = "celery"
 
 
 def slow_devon(tmp_path: Path, demo_project, *, first_sleep: float) -> Path:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def private_queue() -> str:
+    """A queue of this test's own: other test runs may share the Redis broker."""
+    return f"cm-test-{uuid.uuid4().hex[:12]}"
+
+
 class Worker:
     """One `celery worker -B` process group; `kill()` is kill -9 of the whole group.
 
@@ -40,8 +46,11 @@ class Worker:
     `restart: unless-stopped` or systemd would do in production.
     """
 
-    def __init__(self, name: str, data_dir: Path, log_path: Path, supervised: bool = False) -> None:
+    def __init__(
+        self, name: str, data_dir: Path, log_path: Path, queue: str, supervised: bool = False
+    ) -> None:
         self.name = name
+        self.queue = queue
         self.data_dir = data_dir
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -63,6 +72,7 @@ class Worker:
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "CODEMAESTRO_DATA_DIR": str(self.data_dir),
+            "CELERY_QUEUE": self.queue,
             "DJANGO_SETTINGS_MODULE": "codemaestro.settings",
         }
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
