@@ -1,0 +1,1 @@
+"""Benchmarks run against real services: `bin/bench NAME [args]` runs bench/NAME.py."""

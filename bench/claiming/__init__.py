@@ -1,0 +1,1 @@
+"""The parts of `bin/bench claims`: claimer processes (modes a, b) and HTTP agents (c)."""
