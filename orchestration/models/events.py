@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -45,6 +47,12 @@ class EventKind(models.TextChoices):
     BREAKER = "breaker", "Circuit breaker"
     HANDOFF_STOPPED = "handoff.stopped", "Handoff stopped for a human"
     IMPORT = "import.yaml", "YAML import"
+    REVIEW_REVISION = "review.revision", "Change set updated"
+    REVIEW_COMMENT = "review.comment", "Review comment"
+    REVIEW_APPROVAL = "review.approval", "Approval"
+    REVIEW_MERGED = "review.merged", "Merged"
+    REVIEW_MERGE_WAITING = "review.merge_waiting", "Merge waits"
+    REVIEW_CONFLICT = "review.conflict", "Merge conflict"
 
 
 class Event(models.Model):
@@ -81,6 +89,9 @@ class Event(models.Model):
     message = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    # Filled at insert by services.events (events never change) on PostgreSQL; the activity
+    # search matches it through a GIN index instead of parsing every row at query time.
+    search_vector = SearchVectorField(null=True, blank=True, editable=False)
 
     objects = EventQuerySet.as_manager()
 
@@ -90,6 +101,8 @@ class Event(models.Model):
             models.Index(fields=["workspace", "-id"], name="event_ws_recent"),
             models.Index(fields=["subtask", "-id"], name="event_subtask_recent"),
             models.Index(fields=["kind"], name="event_kind"),
+            # Created on PostgreSQL only (see migration 0002): SQLite has no GIN.
+            GinIndex(fields=["search_vector"], name="event_search"),
         ]
 
     def __str__(self) -> str:
