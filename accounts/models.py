@@ -23,6 +23,10 @@ class AgentRole(models.TextChoices):
     PM = "pm", "Orion (product manager)"
     TESTER = "tester", "Tara (tester)"
     DEVELOPER = "developer", "Devon (developer)"
+    QA = "qa", "QA/Breaker (adversarial tests)"
+    DEVOPS = "devops", "DevOps (Dockerfile, CI)"
+    PROMPT = "prompt", "Prompt engineer"
+    PRODUCT = "product", "Product manager (acceptance criteria)"
 
 
 class Workspace(models.Model):
