@@ -1,0 +1,1 @@
+"""The diff viewer's pipeline: parse → lines → highlight whole files → chunks → fragments."""
