@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "channels_lite",
     "accounts",
     "orchestration",
+    "review",
+    "agents",
     "dashboard",
 ]
 
@@ -134,6 +136,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # One broker can serve several installations (or test runs) side by side, each on its queue.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers reuse their database connection across this many tasks (Celery otherwise opens a
+# new one per task); broken or expired ones are still replaced before each task.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 0) or None
 # A request that commits work must not hang on a broker that is down: publishing gives up
 # quickly and the sweeps send the work later (see orchestration/services/effects.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

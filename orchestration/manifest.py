@@ -39,6 +39,8 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                     },
                     "depends_on": {"type": "array", "items": {"type": "string"}},
                     "risk": {"enum": ["low", "medium", "high"]},
+                    # Who implements: Devon by default; DevOps for Dockerfiles and CI.
+                    "owner": {"enum": ["developer", "devops"]},
                     "estimate_hours": {"type": "number", "minimum": 0},
                 },
             },
@@ -57,6 +59,7 @@ class PlannedSubtask:
     depends_on: tuple[str, ...]
     risk: str
     estimate_hours: float | None
+    owner: str = "developer"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def parse_manifest(raw: Any) -> Manifest:
                 depends_on=tuple(item.get("depends_on", ())),
                 risk=item.get("risk", "low"),
                 estimate_hours=item.get("estimate_hours"),
+                owner=item.get("owner", "developer"),
             )
             for item in raw["subtasks"]
         ),
@@ -138,3 +142,39 @@ def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
         if node not in state and (found := visit(node)):
             return found
     return None
+
+
+REFINEMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["requirements"],
+    "properties": {
+        "requirements": MANIFEST_SCHEMA["properties"]["subtasks"]["items"]["properties"][
+            "requirements"
+        ],
+        "acceptance_criteria": {"type": "array", "items": {"type": "string", "minLength": 1}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Refinement:
+    developer: str
+    tester: str
+    acceptance_criteria: tuple[str, ...]
+
+
+def parse_refinement(raw: Any) -> Refinement:
+    """The product manager's sharper requirements (and acceptance criteria) for one subtask."""
+    validator = jsonschema.Draft202012Validator(REFINEMENT_SCHEMA)
+    problems = [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in validator.iter_errors(raw)
+    ]
+    if problems:
+        raise InvalidInput("invalid refinement: " + "; ".join(problems), problems=problems)
+    criteria = tuple(raw.get("acceptance_criteria", ()))
+    return Refinement(
+        developer=raw["requirements"]["developer"],
+        tester=raw["requirements"]["tester"],
+        acceptance_criteria=criteria,
+    )

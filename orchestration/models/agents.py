@@ -70,6 +70,8 @@ class RunStep(models.TextChoices):
     PLAN = "plan", "Plan (FRD and subtasks)"
     TESTS = "tests", "Write tests"
     IMPLEMENTATION = "implementation", "Implement"
+    REFINE = "refine", "Refine requirements"
+    ADVERSARIAL = "adversarial", "Adversarial tests"
 
 
 class AgentRun(models.Model):

@@ -20,6 +20,8 @@ class HandoffAction(models.TextChoices):
     OPEN_REVIEW = "open_review", "A change set is opened for review"
     QUEUE_RETRY = "queue_retry", "Devon receives a retry run with the failure context"
     NOTIFY = "notify", "Stop and notify a human"
+    QUEUE_REFINE = "queue_refine", "The product manager sharpens the requirements, then Tara"
+    QUEUE_QA = "queue_qa", "QA/Breaker attacks the change with adversarial tests, then review"
 
 
 DEFAULT_HANDOFFS: dict[str, str] = {

@@ -5,6 +5,7 @@ Built when the run is queued and stored on it, so what the agent saw is part of 
 
 from __future__ import annotations
 
+from orchestration import extensions
 from orchestration.models import AgentRun, FeatureRequest, RunStatus, Subtask, TestRun
 
 ROLE_INTRO = {
@@ -14,7 +15,15 @@ ROLE_INTRO = {
     "they must fail until the behaviour exists.",
     "developer": "You are Devon, the developer. Make the failing tests pass without weakening "
     "them, with the smallest clean change.",
+    "devops": "You are the DevOps agent. Change Dockerfiles, CI and deployment configuration "
+    "only as the requirement asks; every change you make is reviewed as high risk.",
+    "qa": "You are QA/Breaker. Attack the implementation: add adversarial tests for edge cases, "
+    "bad input and abuse that the existing tests miss. Add tests only, never fix the code.",
+    "product": "You are the product manager. Sharpen this subtask's requirements for the "
+    "developer and the tester and define its acceptance criteria, as JSON: "
+    '{"requirements": {"developer": str, "tester": str}, "acceptance_criteria": [str]}.',
 }
+TESTER_ROLES = frozenset({"tester", "qa"})
 
 
 def briefing_for(
@@ -32,9 +41,14 @@ def briefing_for(
             parts.append(f"## Requirements document\n{feature.frd}")
     if subtask is not None:
         parts.append(f"## Subtask {subtask.key}: {subtask.title}\n{subtask.description}".rstrip())
-        wanted = subtask.requirements_tester if role == "tester" else subtask.requirements_developer
+        wanted = (
+            subtask.requirements_tester if role in TESTER_ROLES else subtask.requirements_developer
+        )
         parts.append(f"## Requirements for you\n{wanted}")
         parts.extend(_history(subtask, role))
+        review = extensions.review()
+        if role == "developer" and subtask.feature_id and review is not None:
+            parts.append(review.comments_for_briefing(subtask.feature_id))
     if feature is not None and step == "plan":
         parts.extend(_plan_history(feature))
     if note:

@@ -175,14 +175,16 @@ def _execute_in_worktree(run, executor, secrets, branch) -> ExecutionResult:
         over = budget_exceeded_by(run, result)
         if over:
             return ExecutionResult.failed(over, FailureClass.BUDGET, output=result.output)
-        if run.step == RunStep.PLAN:
-            return result
+        if run.step in (RunStep.PLAN, RunStep.REFINE):
+            return result  # their output is data, validated when the run completes
         if not work.path.is_dir():
             return ExecutionResult.failed(
                 "the agent deleted its worktree", FailureClass.INFRASTRUCTURE, result.output
             )
         summary = run.subtask.title if run.subtask else run.get_step_display()
         sha = gitflow.publish(run.project, work, branch, run, summary)
+        if sha is None and run.step == RunStep.ADVERSARIAL:
+            return result  # QA found nothing worth a new test: a legitimate answer
         if sha is None:
             return ExecutionResult.failed(
                 "the agent reported success but changed no file", FailureClass.AGENT, result.output

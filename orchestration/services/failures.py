@@ -31,7 +31,24 @@ from orchestration.services.transitions import apply_subtask_transition
 from orchestration.services.work import apply_run_enqueue
 
 ACTOR = "orchestrator"
-ROLE_OF_STEP = {RunStep.PLAN: "pm", RunStep.TESTS: "tester", RunStep.IMPLEMENTATION: "developer"}
+ROLE_OF_STEP = {
+    RunStep.PLAN: "pm",
+    RunStep.TESTS: "tester",
+    RunStep.REFINE: "product",
+    RunStep.ADVERSARIAL: "qa",
+}
+# Where a subtask stands while each step's run works on it.
+HOLDING_STATES = {
+    RunStep.ADVERSARIAL: (SubtaskStatus.TESTING,),
+}
+DEFAULT_HOLDING = (SubtaskStatus.IN_PROGRESS, SubtaskStatus.RETRYING)
+
+
+def role_for_step(subtask: Subtask, step: str) -> str:
+    """Who carries a step: DevOps implements the subtasks it owns, Devon all others."""
+    if step == RunStep.IMPLEMENTATION:
+        return "devops" if subtask.owner_role == "devops" else "developer"
+    return ROLE_OF_STEP[step]
 
 
 def after_run_failed(run: AgentRun, cause_event_id: int) -> None:
@@ -43,7 +60,7 @@ def after_run_failed(run: AgentRun, cause_event_id: int) -> None:
         return
     with transaction.atomic():
         subtask = lock_subtask(run.subtask_id)
-        if subtask.status not in (SubtaskStatus.IN_PROGRESS, SubtaskStatus.RETRYING):
+        if subtask.status not in HOLDING_STATES.get(run.step, DEFAULT_HOLDING):
             return  # moved on meanwhile (a person blocked or resumed it)
         if failure_class == FailureClass.BUDGET:
             escalate(subtask, f"budget cap reached: {run.error}")
@@ -78,7 +95,7 @@ def _counter_for(subtask: Subtask, run: AgentRun, failure_class: str) -> tuple[s
     policy = policy_for(subtask.project)
     if failure_class != FailureClass.AGENT:
         return "infra_failures", policy.max_infra_failures
-    if run.step == RunStep.TESTS:
+    if run.step in (RunStep.TESTS, RunStep.ADVERSARIAL, RunStep.REFINE):
         return "tester_attempts", policy.max_tester_attempts
     return "attempts", policy.max_attempts
 
@@ -88,7 +105,7 @@ def requeue(
 ) -> AgentRun:
     """Queue the same step again after the project's backoff, carrying what went wrong."""
     policy = policy_for(subtask.project)
-    role = ROLE_OF_STEP[step]
+    role = role_for_step(subtask, step)
     return apply_run_enqueue(
         project=subtask.project,
         subtask=subtask,

@@ -48,7 +48,8 @@ def handle_event(event_id: int) -> None:
     handler = HANDLERS.get(event.kind)
     if handler is not None:
         handler(event)
-        HandledEvent.objects.get_or_create(event_id=event.pk)
+        # One INSERT; a second delivery's receipt is simply dropped.
+        HandledEvent.objects.bulk_create([HandledEvent(event_id=event.pk)], ignore_conflicts=True)
 
 
 def rehandle_unhandled_events(*, limit: int = 200) -> int:
@@ -136,7 +137,18 @@ def _after_run_succeeded(event: Event) -> None:
         return
     with transaction.atomic():
         subtask = lock_subtask(run.subtask_id)
-        if run.step == RunStep.TESTS:
+        if run.step == RunStep.REFINE:
+            handoffs_table.apply_refinement(subtask, run, event.pk)
+        elif run.step == RunStep.ADVERSARIAL:
+            if subtask.status == SubtaskStatus.TESTING:
+                # QA's tests join the suite: the whole suite must be green again.
+                testing.apply_testrun_queue(
+                    subtask=subtask,
+                    purpose=TestRunPurpose.VERIFY,
+                    cause_event_id=event.pk,
+                    agent_run=run,
+                )
+        elif run.step == RunStep.TESTS:
             if subtask.status == SubtaskStatus.IN_PROGRESS and subtask.stage == Stage.TESTS:
                 # Tests first, enforced: Tara's tests must be collected and red first.
                 testing.apply_testrun_queue(

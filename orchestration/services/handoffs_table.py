@@ -6,6 +6,7 @@ action, stops the cycle there and tells a human, who moves the work on by hand.
 
 from __future__ import annotations
 
+from orchestration import extensions
 from orchestration.models import (
     DEFAULT_HANDOFFS,
     EventKind,
@@ -73,7 +74,17 @@ def queue_implementation(subtask: Subtask, cause: int) -> None:
             subtask=subtask,
             data={"stage": Stage.IMPLEMENTATION},
         )
-    _queue(subtask, RunStep.IMPLEMENTATION, "developer", cause, attempt=subtask.attempts + 1)
+    # A high-risk plan waits for a reviewer; approving it calls this again.
+    review = extensions.review()
+    if review is not None and not review.plan_gate_open(subtask, cause):
+        return
+    _queue(
+        subtask,
+        RunStep.IMPLEMENTATION,
+        failures.role_for_step(subtask, RunStep.IMPLEMENTATION),
+        cause,
+        attempt=subtask.attempts + 1,
+    )
 
 
 def run_tests(subtask: Subtask, cause: int) -> None:
@@ -94,6 +105,10 @@ def run_tests(subtask: Subtask, cause: int) -> None:
 def open_review(subtask: Subtask, cause: int) -> None:
     if subtask.status == SubtaskStatus.TESTING:
         apply_subtask_transition(subtask, "pass_tests", actor=ACTOR)
+        # The change set and its merge gate; low risk with green tests completes there.
+        review = extensions.review()
+        if review is not None:
+            review.open(subtask, cause)
 
 
 def queue_retry(subtask: Subtask, cause: int) -> None:
@@ -116,10 +131,56 @@ def _queue(subtask: Subtask, step: str, role: str, cause: int, *, attempt: int =
     )
 
 
+def queue_refine(subtask: Subtask, cause: int) -> None:
+    """The product manager sharpens a ready subtask's requirements before Tara writes tests."""
+    if subtask.status != SubtaskStatus.IN_PROGRESS or subtask.stage != Stage.TESTS:
+        return
+    if subtask.runs.filter(step=RunStep.REFINE, status="succeeded").exists():
+        queue_tests(subtask, cause)
+        return
+    _queue(subtask, RunStep.REFINE, "product", cause)
+
+
+def apply_refinement(subtask: Subtask, run, cause: int) -> None:
+    """Store the refined requirements (validated when the run completed), then Tara."""
+    from orchestration.manifest import parse_refinement
+
+    refined = parse_refinement(run.result)
+    criteria = "".join(f"\n- {line}" for line in refined.acceptance_criteria)
+    tester = refined.tester + (f"\n\nAcceptance criteria:{criteria}" if criteria else "")
+    Subtask.objects.filter(pk=subtask.pk).update(
+        requirements_developer=refined.developer, requirements_tester=tester
+    )
+    subtask.requirements_developer, subtask.requirements_tester = refined.developer, tester
+    event_record(
+        workspace_id=subtask.workspace_id,
+        kind=EventKind.SUBTASK_STAGE,
+        message=f"{subtask.key}: requirements refined by the product manager",
+        actor=run.claimed_by or ACTOR,
+        subtask=subtask,
+        run=run,
+        data={"acceptance_criteria": list(refined.acceptance_criteria)},
+    )
+    queue_tests(subtask, cause)
+
+
+def queue_qa(subtask: Subtask, cause: int) -> None:
+    """QA/Breaker attacks each implementation attempt once; then the change goes to review."""
+    if subtask.status != SubtaskStatus.TESTING:
+        return
+    attempt = subtask.attempts + 1
+    if subtask.runs.filter(step=RunStep.ADVERSARIAL, attempt=attempt, status="succeeded").exists():
+        open_review(subtask, cause)
+        return
+    _queue(subtask, RunStep.ADVERSARIAL, "qa", cause, attempt=attempt)
+
+
 ACTIONS = {
     HandoffAction.QUEUE_TESTS: queue_tests,
     HandoffAction.QUEUE_IMPLEMENTATION: queue_implementation,
     HandoffAction.RUN_TESTS: run_tests,
     HandoffAction.OPEN_REVIEW: open_review,
     HandoffAction.QUEUE_RETRY: queue_retry,
+    HandoffAction.QUEUE_REFINE: queue_refine,
+    HandoffAction.QUEUE_QA: queue_qa,
 }

@@ -107,6 +107,7 @@ def _create_subtasks(feature: FeatureRequest, manifest: Manifest) -> list[Subtas
             requirements_tester=planned.tester,
             risk=planned.risk,
             estimate_hours=planned.estimate_hours,
+            owner_role=planned.owner,
         )
     for planned in manifest.subtasks:
         for dep in planned.depends_on:

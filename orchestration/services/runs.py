@@ -179,11 +179,9 @@ def run_complete(
     A plan run whose manifest is invalid is recorded as a failed agent run instead, with
     every validation error, so the retry policy sends Orion back to it.
     """
-    if run.step == RunStep.PLAN:
-        from orchestration.services.planning import validate_plan_output
-
+    if run.step in (RunStep.PLAN, RunStep.REFINE):
         try:
-            validate_plan_output(result or {})
+            validate_result(run.step, result or {})
         except InvalidInput as exc:
             return _fail(
                 run,
@@ -220,6 +218,17 @@ def run_complete(
     )
     effects.after_run_finished(event)
     return run
+
+
+def validate_result(step: str, result: dict[str, Any]) -> None:
+    """Steps whose output is data, not code, must deliver it in the agreed shape."""
+    from orchestration.manifest import parse_refinement
+    from orchestration.services.planning import validate_plan_output
+
+    if step == RunStep.PLAN:
+        validate_plan_output(result)
+    elif step == RunStep.REFINE:
+        parse_refinement(result)
 
 
 def _record_commit(run: AgentRun) -> None:

@@ -78,6 +78,8 @@ def apply_subtask_create(
 ) -> Subtask:
     if not key.strip():
         raise InvalidInput("key must not be empty", field="key")
+    if fields.get("owner_role") == "devops":
+        fields["risk"] = "high"  # Dockerfiles and CI reach production: always a human's call
     try:
         with transaction.atomic():
             subtask = Subtask.objects.create(

@@ -29,7 +29,14 @@ def demo_project(data_dir):
         workspace=workspace,
         repo_path=str(repo),
         test_command=TEST_COMMAND,
-        policy={"max_attempts": 3, "backoff_seconds": 0, "backoff_max_seconds": 0},
+        # Low-risk work would be auto-approved and merged (tests/review covers that); these
+        # tests stop at ready_for_review to look at the cycle before review.
+        policy={
+            "max_attempts": 3,
+            "backoff_seconds": 0,
+            "backoff_max_seconds": 0,
+            "approval": {"auto_approve_low": False},
+        },
     )
     for name, role in (
         ("Orion", AgentRole.PM),

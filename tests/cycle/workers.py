@@ -73,6 +73,10 @@ class Worker:
             "REDIS_URL": settings.REDIS_URL,
             "CODEMAESTRO_DATA_DIR": str(self.data_dir),
             "CELERY_QUEUE": self.queue,
+            # As compose.yaml runs workers: one reused connection per process, no pool.
+            "DB_POOL": "false",
+            "DB_CONN_MAX_AGE": "300",
+            "CELERY_DB_REUSE_MAX": "1000",
             "DJANGO_SETTINGS_MODULE": "codemaestro.settings",
         }
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0

@@ -682,9 +682,12 @@ BAD_INPUTS = [
         id="risk-enum",
     ),
     pytest.param(
-        BASE.replace("title: First", "title: First\n    owner: qa"),
+        BASE.replace("title: First", "title: First\n    owner: designer"),
         {},
-        ["manifest.yml:5: owner 'qa' is not one of: pm, tester, developer"],
+        [
+            "manifest.yml:5: owner 'designer' is not one of: "
+            "pm, tester, developer, qa, devops, prompt, product"
+        ],
         id="role-enum",
     ),
     pytest.param(
