@@ -10,7 +10,6 @@ their own; DJANGO_ALLOW_ASYNC_UNSAFE is set only while they run.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,43 +21,12 @@ import pytest
 from django.conf import settings
 
 from orchestration.demo.seed import demo_seed
+from tests.browser import artifacts, browser_type_launch_args  # noqa: F401 (fixtures)
 from tests.cycle.workers import ROOT, Worker, private_queue, test_database_url
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    # From here on Playwright's loop runs in this thread; the ORM must still work for the
-    # test's own setup and teardown. Browser tests run last, so nothing else is affected.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": CHROMIUM_ARGS,
-        "headless": True,
-    }
-
-
-@pytest.fixture(scope="session")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
 
 
 def free_port() -> int:
@@ -122,7 +90,7 @@ class Server:
 
 
 @pytest.fixture
-def stack(transactional_db, tmp_path, artifacts):
+def stack(transactional_db, tmp_path, artifacts):  # noqa: F811 (the fixture)
     """The demo workspace, served by daphne, with a Celery worker carrying out the runs.
 
     The test database is transactional: what the test seeds is committed, so the server
