@@ -10,9 +10,11 @@ committed, and a channel layer that is down must not turn it into an error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -43,13 +45,49 @@ def publish_run_log(*, workspace_id: int, run_code: str, lines: str) -> None:
     publish(workspace_id, {"type": RUN_LOG, "run": run_code, "lines": lines[-8000:]})
 
 
+class _Publisher:
+    """One event loop per process, in a thread of its own, that sends to the channel layer.
+
+    `async_to_sync` would start a fresh loop for every call, and the Redis layer keeps its
+    connections per loop: every event would pay for a new connection. Here the connection
+    lives as long as the process, and the caller never waits for the send.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # A forked worker process inherits the object but not the thread: start anew.
+            if self._loop is None or self._pid != os.getpid():
+                self._loop = asyncio.new_event_loop()
+                self._pid = os.getpid()
+                threading.Thread(
+                    target=self._loop.run_forever, name="realtime-publisher", daemon=True
+                ).start()
+            return self._loop
+
+
+_publisher = _Publisher()
+
+
 def publish(workspace_id: int, message: dict) -> bool:
+    """Hand `message` to the layer's group of the workspace; False if there is no layer."""
     layer = get_channel_layer()
     if layer is None:
         return False
-    try:
-        async_to_sync(layer.group_send)(workspace_group(workspace_id), message)
-        return True
-    except Exception:  # redis down, layer full, a loop problem: the pages re-sync over HTTP
-        log.warning("could not publish %s to workspace %s", message, workspace_id, exc_info=True)
-        return False
+    sent = asyncio.run_coroutine_threadsafe(
+        layer.group_send(workspace_group(workspace_id), message), _publisher.loop()
+    )
+    sent.add_done_callback(lambda done: _log_failure(done, workspace_id, message))
+    return True
+
+
+def _log_failure(done, workspace_id: int, message: dict) -> None:
+    # Redis down, layer full: the pages re-sync over HTTP, so a warning is enough.
+    if not done.cancelled() and done.exception() is not None:
+        log.warning(
+            "could not publish %s to workspace %s: %s", message, workspace_id, done.exception()
+        )
