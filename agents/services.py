@@ -20,13 +20,13 @@ from agents.models import Question
 from orchestration import gitflow
 from orchestration.errors import Conflict, DomainError, InvalidInput, LeaseLost
 from orchestration.lock_objects import lock_subtask
-from orchestration.models import AgentRun, RunStatus, RunStep, Subtask, SubtaskStatus
+from orchestration.models import AgentRun, EventKind, RunStatus, RunStep, Subtask, SubtaskStatus
 from orchestration.services import runs
 from orchestration.services.events import event_record
 from orchestration.services.transitions import apply_subtask_transition
 
-QUESTION_ASKED = "question.asked"
-QUESTION_ANSWERED = "question.answered"
+QUESTION_ASKED = EventKind.QUESTION_ASKED
+QUESTION_ANSWERED = EventKind.QUESTION_ANSWERED
 MAX_QUESTION_CHARS = 10_000
 MAX_PATCH_BYTES = 5 * 1024 * 1024
 BLOCKABLE = (SubtaskStatus.IN_PROGRESS, SubtaskStatus.TESTING, SubtaskStatus.RETRYING)

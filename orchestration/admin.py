@@ -10,13 +10,14 @@ from orchestration.models import (
     FlakyTest,
     HandoffRule,
     Project,
+    PromptProposal,
     Subtask,
     SubtaskDependency,
     TestCaseResult,
     TestRun,
 )
 from orchestration.models.subtasks import SUBTASK_TRANSITIONS
-from orchestration.services import transitions
+from orchestration.services import proposals, transitions
 
 
 @admin.register(Project)
@@ -193,3 +194,31 @@ class FlakyTestAdmin(admin.ModelAdmin):
     list_display = ["classname", "name", "project", "flake_count", "last_seen_at"]
     list_filter = ["project"]
     search_fields = ["classname", "name"]
+
+
+@admin.register(PromptProposal)
+class PromptProposalAdmin(admin.ModelAdmin):
+    list_display = ["profile", "status", "base_version", "created_at", "decided_by"]
+    list_filter = ["status", "workspace"]
+    readonly_fields = [f.name for f in PromptProposal._meta.fields]
+    actions = ["apply_proposals", "reject_proposals"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def _decide(self, request, queryset, apply: bool) -> None:
+        for proposal in queryset:
+            try:
+                proposals.proposal_decide(
+                    proposal=proposal, apply=apply, actor=f"user:{request.user.username}"
+                )
+            except DomainError as exc:
+                self.message_user(request, f"{proposal}: {exc.message}", messages.ERROR)
+
+    @admin.action(description="Apply selected proposals to their profiles")
+    def apply_proposals(self, request, queryset):
+        self._decide(request, queryset, apply=True)
+
+    @admin.action(description="Reject selected proposals")
+    def reject_proposals(self, request, queryset):
+        self._decide(request, queryset, apply=False)

@@ -12,6 +12,7 @@ from orchestration.models import (
     Event,
     FeatureRequest,
     Project,
+    PromptProposal,
     Risk,
     RunStep,
     Subtask,
@@ -324,4 +325,26 @@ class TestRunDetailSerializer(TestRunSerializer):
 
     class Meta(TestRunSerializer.Meta):
         fields = [*TestRunSerializer.Meta.fields, "failure_context", "cases", "coverage_files"]
+        read_only_fields = fields
+
+
+class PromptProposalSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="code", read_only=True)
+    profile = serializers.CharField(source="profile.name", read_only=True)
+    subtask = serializers.UUIDField(source="subtask.code", read_only=True, allow_null=True)
+
+    class Meta:
+        model = PromptProposal
+        fields = [
+            "id",
+            "profile",
+            "subtask",
+            "base_version",
+            "proposed_template",
+            "rationale",
+            "status",
+            "decided_by",
+            "decided_at",
+            "created_at",
+        ]
         read_only_fields = fields

@@ -12,5 +12,6 @@ router.register("events", views.EventViewSet, basename="event")
 router.register("runs", views.RunViewSet, basename="run")
 router.register("agent-profiles", views.AgentProfileViewSet, basename="agent-profile")
 router.register("test-runs", views.TestRunViewSet, basename="test-run")
+router.register("prompt-proposals", views.PromptProposalViewSet, basename="prompt-proposal")
 
 urlpatterns = router.urls

@@ -19,11 +19,12 @@ from orchestration.models import (
     Event,
     FeatureRequest,
     Project,
+    PromptProposal,
     Subtask,
     SubtaskDependency,
     TestRun,
 )
-from orchestration.services import dependencies, planning, runs, transitions, work
+from orchestration.services import dependencies, planning, proposals, runs, transitions, work
 
 REVIEW_TRANSITIONS = frozenset({"complete", "request_changes"})
 
@@ -392,3 +393,29 @@ class TestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
         if self.action == "retrieve":
             return serializers.TestRunDetailSerializer
         return serializers.TestRunSerializer
+
+
+class PromptProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """The prompt engineer's proposals; workspace admins apply or reject them."""
+
+    serializer_class = serializers.PromptProposalSerializer
+    action_permissions = {"apply": Action.ADMIN, "reject": Action.ADMIN}
+
+    def get_queryset(self):
+        return self.scoped(PromptProposal.objects.select_related("profile", "subtask"))
+
+    @extend_schema(request=None, responses={200: serializers.PromptProposalSerializer})
+    @action(detail=True, methods=["post"])
+    def apply(self, request, code=None):
+        return self._decide(apply=True)
+
+    @extend_schema(request=None, responses={200: serializers.PromptProposalSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, code=None):
+        return self._decide(apply=False)
+
+    def _decide(self, *, apply: bool) -> Response:
+        proposal = proposals.proposal_decide(
+            proposal=self.get_object(), apply=apply, actor=self.principal.label
+        )
+        return Response(serializers.PromptProposalSerializer(proposal).data)

@@ -9,6 +9,7 @@ from orchestration.models.agents import (
 from orchestration.models.events import Event, EventKind, HandledEvent
 from orchestration.models.handoffs import DEFAULT_HANDOFFS, HandoffAction, HandoffRule, Trigger
 from orchestration.models.projects import FeatureRequest, FeatureStatus, Project
+from orchestration.models.proposals import PromptProposal, ProposalStatus
 from orchestration.models.subtasks import Risk, Stage, Subtask, SubtaskDependency, SubtaskStatus
 from orchestration.models.testruns import (
     CaseOutcome,
@@ -37,6 +38,8 @@ __all__ = [
     "HandoffAction",
     "HandoffRule",
     "Project",
+    "PromptProposal",
+    "ProposalStatus",
     "Risk",
     "RunStatus",
     "RunStep",

@@ -72,6 +72,7 @@ class RunStep(models.TextChoices):
     IMPLEMENTATION = "implementation", "Implement"
     REFINE = "refine", "Refine requirements"
     ADVERSARIAL = "adversarial", "Adversarial tests"
+    PROMPT_REVIEW = "prompt_review", "Prompt review"
 
 
 class AgentRun(models.Model):

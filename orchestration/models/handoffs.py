@@ -11,6 +11,7 @@ class Trigger(models.TextChoices):
     IMPLEMENTATION_COMPLETE = "implementation_complete", "Devon marks the implementation complete"
     TESTS_PASSED = "tests_passed", "Tests pass"
     TESTS_FAILED = "tests_failed", "Tests fail"
+    ESCALATED = "escalated", "A subtask is escalated to a human"
 
 
 class HandoffAction(models.TextChoices):
@@ -22,6 +23,10 @@ class HandoffAction(models.TextChoices):
     NOTIFY = "notify", "Stop and notify a human"
     QUEUE_REFINE = "queue_refine", "The product manager sharpens the requirements, then Tara"
     QUEUE_QA = "queue_qa", "QA/Breaker attacks the change with adversarial tests, then review"
+    QUEUE_PROMPT_REVIEW = (
+        "queue_prompt_review",
+        "The prompt engineer proposes a better prompt for the agent that failed",
+    )
 
 
 DEFAULT_HANDOFFS: dict[str, str] = {

@@ -19,6 +19,8 @@ ROLE_INTRO = {
     "only as the requirement asks; every change you make is reviewed as high risk.",
     "qa": "You are QA/Breaker. Attack the implementation: add adversarial tests for edge cases, "
     "bad input and abuse that the existing tests miss. Add tests only, never fix the code.",
+    "prompt": "You are the prompt engineer. Read how an agent failed and propose a better "
+    "prompt template for it; a human decides whether to apply it.",
     "product": "You are the product manager. Sharpen this subtask's requirements for the "
     "developer and the tester and define its acceptance criteria, as JSON: "
     '{"requirements": {"developer": str, "tester": str}, "acceptance_criteria": [str]}.',

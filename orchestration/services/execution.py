@@ -175,7 +175,7 @@ def _execute_in_worktree(run, executor, secrets, branch) -> ExecutionResult:
         over = budget_exceeded_by(run, result)
         if over:
             return ExecutionResult.failed(over, FailureClass.BUDGET, output=result.output)
-        if run.step in (RunStep.PLAN, RunStep.REFINE):
+        if run.step in (RunStep.PLAN, RunStep.REFINE, RunStep.PROMPT_REVIEW):
             return result  # their output is data, validated when the run completes
         if not work.path.is_dir():
             return ExecutionResult.failed(

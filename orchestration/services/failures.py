@@ -24,7 +24,7 @@ from orchestration.models import (
     SubtaskStatus,
 )
 from orchestration.policy import policy_for
-from orchestration.services import breakers, notifications
+from orchestration.services import breakers, effects, notifications
 from orchestration.services.briefings import briefing_for
 from orchestration.services.events import event_record
 from orchestration.services.transitions import apply_subtask_transition
@@ -58,6 +58,8 @@ def after_run_failed(run: AgentRun, cause_event_id: int) -> None:
     if run.step == RunStep.PLAN:
         _after_plan_failed(run, cause_event_id, failure_class)
         return
+    if run.step == RunStep.PROMPT_REVIEW:
+        return  # advice, not work: its failure is on the timeline and changes nothing
     with transaction.atomic():
         subtask = lock_subtask(run.subtask_id)
         if subtask.status not in HOLDING_STATES.get(run.step, DEFAULT_HOLDING):
@@ -134,6 +136,7 @@ def escalate(subtask: Subtask, reason: str) -> None:
         data={"reason": reason[:2000]},
     )
     notifications.notify_on_commit(event)
+    effects.after_transition(event)  # the handoff table may send it to the prompt engineer
 
 
 def after_tests_failed(subtask: Subtask, cause_event_id: int) -> None:

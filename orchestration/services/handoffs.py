@@ -20,6 +20,8 @@ from orchestration.models import (
     EventKind,
     FeatureStatus,
     HandledEvent,
+    HandoffAction,
+    HandoffRule,
     RunStep,
     Stage,
     Subtask,
@@ -27,7 +29,7 @@ from orchestration.models import (
     TestRunPurpose,
     Trigger,
 )
-from orchestration.services import failures, handoffs_table, planning, testing
+from orchestration.services import failures, handoffs_table, planning, proposals, testing
 from orchestration.services.breakers import breaker_record_success
 from orchestration.services.effects import publish
 from orchestration.services.transitions import (
@@ -135,6 +137,10 @@ def _after_run_succeeded(event: Event) -> None:
     if run.step == RunStep.PLAN:
         planning.plan_apply(run.pk)
         return
+    if run.step == RunStep.PROMPT_REVIEW:
+        with transaction.atomic():
+            proposals.proposal_record(run)
+        return
     with transaction.atomic():
         subtask = lock_subtask(run.subtask_id)
         if run.step == RunStep.REFINE:
@@ -165,7 +171,21 @@ def _after_run_failed(event: Event) -> None:
     failures.after_run_failed(event.run, event.pk)
 
 
+def _after_escalation(event: Event) -> None:
+    """An escalated subtask may also go to the prompt engineer, if the project says so."""
+    if event.subtask_id is None:
+        return
+    with transaction.atomic():
+        subtask = lock_subtask(event.subtask_id)
+        rule = HandoffRule.objects.filter(
+            project_id=subtask.project_id, trigger=Trigger.ESCALATED, enabled=True
+        ).first()
+        if rule is not None and rule.action == HandoffAction.QUEUE_PROMPT_REVIEW:
+            proposals.queue_prompt_review(subtask, event.pk)
+
+
 HANDLERS = {
+    EventKind.ESCALATED: _after_escalation,
     EventKind.SUBTASK_TRANSITION: _after_subtask_transition,
     EventKind.FEATURE_TRANSITION: _after_feature_transition,
     EventKind.RUN_SUCCEEDED: _after_run_succeeded,

@@ -179,9 +179,9 @@ def run_complete(
     A plan run whose manifest is invalid is recorded as a failed agent run instead, with
     every validation error, so the retry policy sends Orion back to it.
     """
-    if run.step in (RunStep.PLAN, RunStep.REFINE):
+    if run.step in (RunStep.PLAN, RunStep.REFINE, RunStep.PROMPT_REVIEW):
         try:
-            validate_result(run.step, result or {})
+            validate_result(run.step, result or {}, run.workspace_id)
         except InvalidInput as exc:
             return _fail(
                 run,
@@ -220,7 +220,7 @@ def run_complete(
     return run
 
 
-def validate_result(step: str, result: dict[str, Any]) -> None:
+def validate_result(step: str, result: dict[str, Any], workspace_id: int) -> None:
     """Steps whose output is data, not code, must deliver it in the agreed shape."""
     from orchestration.manifest import parse_refinement
     from orchestration.services.planning import validate_plan_output
@@ -229,6 +229,10 @@ def validate_result(step: str, result: dict[str, Any]) -> None:
         validate_plan_output(result)
     elif step == RunStep.REFINE:
         parse_refinement(result)
+    elif step == RunStep.PROMPT_REVIEW:
+        from orchestration.services.proposals import validate_proposal
+
+        validate_proposal(result, workspace_id)
 
 
 def _record_commit(run: AgentRun) -> None:
@@ -345,7 +349,7 @@ def run_cancel(*, run: AgentRun, actor: str) -> AgentRun:
     return run
 
 
-RUN_RELEASED = "run.released"
+RUN_RELEASED = EventKind.RUN_RELEASED
 
 
 @transaction.atomic(durable=True)

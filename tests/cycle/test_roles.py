@@ -120,3 +120,88 @@ def test_devops_subtasks_are_high_risk_and_implemented_by_devops(demo_project):
     assert role_for_step(Subtask(owner_role="developer"), "implementation") == "developer"
     assert handoffs_table.action_for(demo_project, "tests_passed") == "open_review"
     assert not Event.objects.filter(subtask=subtask, kind=EventKind.RUN_QUEUED).exists()
+
+
+def test_an_escalation_brings_a_prompt_proposal_that_an_admin_applies(demo_project, tmp_path):
+    # given: escalations go to the prompt engineer; Devon never gets it right
+    from tests.cycle.test_policies import devon_fixing_at
+
+    HandoffRule.objects.create(
+        project=demo_project, trigger="escalated", action="queue_prompt_review"
+    )
+    add_profile(demo_project, "Penny", "prompt")
+    command_agent(
+        demo_project,
+        "prompt",
+        tmp_path,
+        "pathlib.Path(os.environ['CODEMAESTRO_RESULT_FILE']).write_text(json.dumps({"
+        "'profile': 'Devon', 'prompt_template': 'Read the failing assertion first.',"
+        "'rationale': 'three attempts ignored the assertion message'}))\n",
+    )
+    devon_fixing_at(demo_project, tmp_path, attempt=99)
+    # when
+    subtask = first_subtask(demo_project)
+    # then: blocked, and a pending proposal for Devon's prompt
+    from orchestration.models import PromptProposal
+    from orchestration.services import proposals
+
+    assert subtask.status == SubtaskStatus.BLOCKED
+    proposal = PromptProposal.objects.get(subtask=subtask)
+    assert (proposal.profile.name, proposal.status, proposal.base_version) == (
+        "Devon",
+        "pending",
+        1,
+    )
+    # when an admin applies it
+    proposals.proposal_decide(proposal=proposal, apply=True, actor="user:admin")
+    # then
+    devon = AgentProfile.objects.get(workspace=demo_project.workspace, name="Devon")
+    assert (devon.prompt_template, devon.prompt_version) == (
+        "Read the failing assertion first.",
+        2,
+    )
+    from orchestration.errors import Conflict
+
+    with pytest.raises(Conflict, match="already applied"):
+        proposals.proposal_decide(proposal=proposal, apply=False, actor="user:admin")
+
+
+def test_a_proposal_naming_an_unknown_profile_fails_the_run(demo_project, tmp_path):
+    from orchestration.models import PromptProposal
+    from tests.cycle.test_policies import devon_fixing_at
+
+    HandoffRule.objects.create(
+        project=demo_project, trigger="escalated", action="queue_prompt_review"
+    )
+    add_profile(demo_project, "Penny", "prompt")
+    command_agent(
+        demo_project,
+        "prompt",
+        tmp_path,
+        "pathlib.Path(os.environ['CODEMAESTRO_RESULT_FILE']).write_text(json.dumps({"
+        "'profile': 'Nobody', 'prompt_template': 'x'}))\n",
+    )
+    devon_fixing_at(demo_project, tmp_path, attempt=99)
+    subtask = first_subtask(demo_project)
+    review = AgentRun.objects.get(subtask=subtask, step="prompt_review")
+    assert (review.status, review.error) == (
+        "failed",
+        "invalid prompt proposal: profile: no agent profile named 'Nobody' in this workspace",
+    )
+    assert not PromptProposal.objects.exists()
+
+
+def test_a_stale_proposal_cannot_overwrite_a_newer_prompt(demo_project):
+    from orchestration.errors import Conflict
+    from orchestration.models import PromptProposal
+    from orchestration.services import proposals
+
+    devon = AgentProfile.objects.get(workspace=demo_project.workspace, name="Devon")
+    proposal = PromptProposal.objects.create(
+        workspace=demo_project.workspace, profile=devon, base_version=1, proposed_template="new"
+    )
+    AgentProfile.objects.filter(pk=devon.pk).update(prompt_version=2, prompt_template="edited")
+    with pytest.raises(Conflict, match="prompt changed since"):
+        proposals.proposal_decide(proposal=proposal, apply=True, actor="user:admin")
+    devon.refresh_from_db()
+    assert (devon.prompt_template, devon.prompt_version) == ("edited", 2)

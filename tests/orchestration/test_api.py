@@ -461,3 +461,18 @@ def test_breaker_state_is_visible_through_the_api(api_as, project):
     )
     rows = api_as(Role.READER).get("/api/v1/agent-profiles/").json()["results"]
     assert [(r["name"], r["breaker_state"]) for r in rows] == [("Devon", "open")]
+
+
+def test_only_admins_decide_prompt_proposals(api_as, project):
+    from orchestration.models import AgentProfile, PromptProposal
+
+    devon = AgentProfile.objects.create(workspace=project.workspace, name="Devon", role="developer")
+    proposal = PromptProposal.objects.create(
+        workspace=project.workspace, profile=devon, base_version=1, proposed_template="new"
+    )
+    path = f"/api/v1/prompt-proposals/{proposal.code}/apply/"
+    assert api_as(Role.REVIEWER).post(path).status_code == 403
+    response = api_as(Role.ADMIN).post(path)
+    assert (response.status_code, response.json()["status"]) == (200, "applied")
+    devon.refresh_from_db()
+    assert (devon.prompt_template, devon.prompt_version) == ("new", 2)
