@@ -39,14 +39,8 @@ def publish(task, *args: Any, countdown: float = 0) -> bool:
         return False
 
 
-def after_transition(event: Event) -> None:
+def handoff_on_commit(event: Event) -> None:
     """Hand the committed event to the workers, who run the handoff table for it."""
-    from orchestration import tasks
-
-    enqueue_on_commit(tasks.handle_event, event.pk)
-
-
-def after_run_finished(event: Event) -> None:
     from orchestration import tasks
 
     enqueue_on_commit(tasks.handle_event, event.pk)

@@ -136,7 +136,7 @@ def escalate(subtask: Subtask, reason: str) -> None:
         data={"reason": reason[:2000]},
     )
     notifications.notify_on_commit(event)
-    effects.after_transition(event)  # the handoff table may send it to the prompt engineer
+    effects.handoff_on_commit(event)  # the handoff table may send it to the prompt engineer
 
 
 def after_tests_failed(subtask: Subtask, cause_event_id: int) -> None:

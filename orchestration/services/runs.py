@@ -216,7 +216,7 @@ def run_complete(
         run=run,
         data={"tokens_in": tokens_in, "tokens_out": tokens_out, "cost": str(cost)},
     )
-    effects.after_run_finished(event)
+    effects.handoff_on_commit(event)
     return run
 
 
@@ -288,7 +288,7 @@ def _fail(
         run=run,
         data={"failure_class": failure_class, "error": error[:2000]},
     )
-    effects.after_run_finished(event)
+    effects.handoff_on_commit(event)
     return run
 
 

@@ -78,7 +78,7 @@ def apply_subtask_transition(
         subtask=subtask,
         data={"transition": name, "from": before, "to": subtask.status, "reason": reason},
     )
-    effects.after_transition(event)
+    effects.handoff_on_commit(event)
     return subtask
 
 
@@ -109,7 +109,7 @@ def apply_feature_transition(feature: FeatureRequest, name: str, *, actor: str) 
         feature=feature,
         data={"transition": name, "from": before, "to": feature.status},
     )
-    effects.after_transition(event)
+    effects.handoff_on_commit(event)
     return feature
 
 

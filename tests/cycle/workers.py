@@ -124,5 +124,8 @@ def wait_for(condition: Callable[[], object], timeout: float, describe=lambda: "
 
 
 def fresh_connection() -> None:
-    """After the database restarted under us, the next query needs a new connection."""
+    """After the database restarted under us, the next query needs a new connection — and,
+    with a pool, a new pool: the old one would first wait to replace every dead one."""
     connection.close()
+    if getattr(connection, "pool", None) is not None:
+        connection.close_pool()
