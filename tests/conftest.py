@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import Role
 from accounts.services import token_create_for_agent, token_create_for_user
 from codemaestro.celery import app as celery_app
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, WorkspaceFactory
+
+
+# Two test runs on one Redis (a developer's and CI's, or parallel helpers) must not hear each
+# other's live updates; subprocesses the tests start inherit the same prefix.
+os.environ.setdefault("CHANNELS_PREFIX", f"cmtest{os.getpid()}")
+for _layer in settings.CHANNEL_LAYERS.values():
+    if "hosts" in _layer.get("CONFIG", {}):
+        _layer["CONFIG"]["prefix"] = os.environ["CHANNELS_PREFIX"]
 
 
 @pytest.fixture(autouse=True)
