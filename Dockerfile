@@ -4,4 +4,5 @@ WORKDIR /app
 COPY . .
 RUN pip install --no-cache-dir uv && uv pip install --system --no-cache -e .
 ENV PYTHONUNBUFFERED=1
-EXPOSE 8000
+# 8000: bin/web (granian: pages and API); 8001: daphne (websockets). See compose.yaml.
+EXPOSE 8000 8001

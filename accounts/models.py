@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 
 class Role(models.TextChoices):
@@ -37,6 +38,14 @@ class Workspace(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # One object permission per `accounts.permissions.Action` (view is Django's own);
+        # a role is a set of these, granted on the workspace or, as an override, on a project.
+        permissions = [
+            ("edit_workspace", "Can create and move work"),
+            ("review_workspace", "Can review, approve and complete work"),
+            ("admin_workspace", "Can manage members, tokens and policies"),
+            ("work_workspace", "Can claim and finish agent runs"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -63,6 +72,90 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} as {self.role}"
+
+
+class ProjectRole(models.Model):
+    """A member's role on one project, replacing their workspace role there (either way)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="project_roles")
+    project = models.ForeignKey(
+        "orchestration.Project", on_delete=models.CASCADE, related_name="member_roles"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_roles"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_project_role"),
+        ]
+        ordering = ["project", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.project_id} as {self.role}"
+
+
+class Invite(models.Model):
+    """An invitation to join a workspace; the link carries a signed, expiring token."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invites")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.READER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "email"], name="invite_workspace_email")]
+
+    def __str__(self) -> str:
+        return f"invite of {self.email} to {self.workspace_id} as {self.role}"
+
+    @property
+    def is_pending(self) -> bool:
+        return (
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
+        )
+
+
+# Object permissions with real foreign keys (not guardian's generic rows): deleting a
+# workspace, project or user deletes its permission rows, so a reused primary key grants
+# nothing, and list filters join on an indexed integer column.
+class WorkspaceUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+
+
+class WorkspaceGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+
+
+class ProjectUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey("orchestration.Project", on_delete=models.CASCADE)
+
+
+class ProjectGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey("orchestration.Project", on_delete=models.CASCADE)
 
 
 def hash_token(raw: str) -> str:
@@ -97,6 +190,21 @@ class ApiToken(models.Model):
         Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
     )
     agent_role = models.CharField(max_length=16, choices=AgentRole.choices, blank=True)
+    # An agent token may be limited to one project of its workspace.
+    project = models.ForeignKey(
+        "orchestration.Project",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="agent_tokens",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -110,6 +218,10 @@ class ApiToken(models.Model):
                     | models.Q(kind="agent", workspace__isnull=False) & ~models.Q(agent_role="")
                 ),
             ),
+            models.CheckConstraint(
+                name="token_project_only_for_agents",
+                condition=models.Q(project__isnull=True) | models.Q(kind="agent"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -122,6 +234,14 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Environment(models.TextChoices):
+    """Where a run happens; each secret holds one value per environment."""
+
+    DEV = "dev", "Development"
+    STAGING = "staging", "Staging"
+    PROD = "prod", "Production"
 
 
 class Secret(models.Model):
@@ -142,28 +262,39 @@ class Secret(models.Model):
             )
         ],
     )
+    environment = models.CharField(
+        max_length=16, choices=Environment.choices, default=Environment.DEV
+    )
     ciphertext = models.TextField(editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["workspace", "name"]
+        ordering = ["workspace", "name", "environment"]
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="unique_secret_name"),
+            models.UniqueConstraint(
+                fields=["workspace", "name", "environment"], name="unique_secret_name_environment"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} (secret)"
+        return f"{self.name} [{self.environment}] (secret)"
 
     def __repr__(self) -> str:
-        return f"<Secret {self.name} ******>"
+        return f"<Secret {self.name} [{self.environment}] ******>"
 
     def set_value(self, plaintext: str) -> None:
         from accounts.crypto import encrypt
+        from accounts.scrubbing import remember
 
+        # Whatever this process has held in clear is kept out of everything it writes down.
+        remember([plaintext])
         self.ciphertext = encrypt(plaintext)
 
     def reveal(self) -> str:
         from accounts.crypto import decrypt
+        from accounts.scrubbing import remember
 
-        return decrypt(self.ciphertext)
+        value = decrypt(self.ciphertext)
+        remember([value])
+        return value

@@ -13,7 +13,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from accounts.models import AgentRole, ApiToken, hash_token
-from accounts.permissions import Action, Principal, can, visible_workspaces
+from accounts.permissions import Action, Principal, can, scope, visible_workspaces
 from agents.models import Question
 from orchestration.errors import DomainError, InvalidInput, NotAllowed
 from orchestration.models import AgentRun, Subtask
@@ -54,7 +54,7 @@ def touch(principal: Principal) -> None:
 
 
 def scoped(principal: Principal, queryset: QuerySet) -> QuerySet:
-    return queryset.filter(workspace__in=visible_workspaces(principal))
+    return scope(principal, queryset)
 
 
 def get_scoped(principal: Principal, queryset: QuerySet, code: str | uuid.UUID) -> Model:
@@ -69,7 +69,7 @@ def get_scoped(principal: Principal, queryset: QuerySet, code: str | uuid.UUID) 
 
 
 def require(principal: Principal, action: Action, obj: Model) -> None:
-    if not can(principal, action, obj.workspace_id):
+    if not can(principal, action, obj):
         raise NotAllowed("your role in this workspace does not allow this")
 
 

@@ -7,7 +7,8 @@ handler (outsiders 404, missing rights 403, a refused patch 422).
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -63,6 +64,11 @@ class AgentAnswerSerializer(serializers.Serializer):
     answer = serializers.CharField()
 
 
+# The answers are plain JSON objects (see agents.operations); lists of them where a view
+# returns a list, so the schema says what clients and the fuzzing tests get.
+OBJECT_LIST = {"type": "array", "items": {"type": "object", "additionalProperties": {}}}
+
+
 def _valid(serializer_class, request: Request) -> dict:
     data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
@@ -73,7 +79,14 @@ def _principal(request: Request):
     return principal_from_request(request)
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(
+    parameters=[
+        OpenApiParameter("run", OpenApiTypes.UUID),
+        OpenApiParameter("role", str),
+        OpenApiParameter("budget", int),
+    ],
+    responses={200: dict},
+)
 @api_view(["GET"])
 def briefing(request: Request, subtask: str) -> Response:
     budget = request.query_params.get("budget")
@@ -87,7 +100,10 @@ def briefing(request: Request, subtask: str) -> Response:
     return Response(body)
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(
+    parameters=[OpenApiParameter("role", str), OpenApiParameter("workspace", OpenApiTypes.UUID)],
+    responses={200: OBJECT_LIST},
+)
 @api_view(["GET"])
 def runs(request: Request) -> Response:
     """Queued runs the caller could claim now (an agent token: its own role)."""
@@ -166,7 +182,8 @@ def run_release(request: Request, run: str) -> Response:
     return Response(operations.run_release(_principal(request), run_id=run, **data))
 
 
-@extend_schema(request=AgentQuestionSerializer, responses={200: dict, 201: dict})
+@extend_schema(methods=["GET"], responses={200: OBJECT_LIST})
+@extend_schema(methods=["POST"], request=AgentQuestionSerializer, responses={201: dict})
 @api_view(["GET", "POST"])
 def questions(request: Request, subtask: str) -> Response:
     principal = _principal(request)
@@ -193,7 +210,7 @@ def answer(request: Request, question: str) -> Response:
     )
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(responses={200: OBJECT_LIST})
 @api_view(["GET"])
 def review_comments(request: Request, subtask: str) -> Response:
     return Response(operations.review_comments(_principal(request), subtask_id=subtask))

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Subquery
 
+from accounts.scrubbing import remember_workspace, scrub_data
 from agents import relevance, review
 from agents.models import BriefingRecord, Question
 from agents.roles import instructions_for
@@ -81,6 +82,10 @@ def briefing_build(
     fixed = _fixed_sections(subtask, role, run, profile)
     sections = _trimmable_sections(subtask, run, role, history)
     body, trimmed = fit(fixed, sections, limit)
+    # Outputs, errors, comments and answers quoted here may hold a secret value an agent
+    # echoed; the briefing leaves the server, so it is scrubbed (one query, any history).
+    remember_workspace(subtask.workspace_id)
+    body = scrub_data(body)
     body["budget"] = {"limit": limit, "order": list(PRIORITY), "trimmed": trimmed}
     tokens = body["tokens"] = 0
     # The size of the whole object as sent, this field included: its own digits count too,

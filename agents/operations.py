@@ -81,10 +81,15 @@ def run_claim(
     workspace_id, role = access.claim_scope(principal, role, workspace)
     claimer = runs.Claimer(name=principal.label, token_id=getattr(principal.token, "pk", None))
     run = runs.run_claim(
-        workspace_id=workspace_id, role=role, claimer=claimer, lease_seconds=lease_seconds
+        workspace_id=workspace_id,
+        role=role,
+        claimer=claimer,
+        lease_seconds=lease_seconds,
+        project_id=principal.project_limit,
     )
     if run is None:
         return None
+    # The claim brings only the codes of its project; the answer also needs its repository.
     run = AgentRun.objects.select_related("project", "feature", "subtask").get(pk=run.pk)
     return run_data(run, lease=True)
 

@@ -4,8 +4,9 @@
 
 (a) processes run a bare `FOR UPDATE SKIP LOCKED` claim loop with psycopg: the floor;
 (b) processes call orchestration.services.runs.run_claim, each with its own Django;
-(c) agents POST /api/v1/runs/claim/ over their own keep-alive connections to daphne
-    processes started with the production settings, the way compose.yaml runs `web`.
+(c) agents POST /api/v1/runs/claim/ over their own keep-alive connections to the
+    production HTTP server, bin/web (granian, WSGI) with the production settings, started
+    the way compose.yaml runs `web`.
 
 The database (its name must say "bench") is rebuilt and migrated on every run. Each mode
 drains freshly queued runs in a workspace of its own; setup is not timed. Afterwards the
@@ -81,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--web-processes",
         type=int,
         default=os.cpu_count() or 2,
-        help="daphne processes for c (default: one per core)",
+        help="bin/web worker processes for c (default: one per core)",
     )
     parser.add_argument("--modes", default="abc", help="which modes to run, e.g. ab")
     parser.add_argument(
@@ -90,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         type=env_assignment,
         metavar="NAME=VALUE",
-        help="extra environment for daphne, to try a deployment setting (repeatable)",
+        help="extra environment for bin/web, to try a deployment setting (repeatable)",
     )
     args = parser.parse_args(argv)
     runs = 200 if args.smoke else args.runs

@@ -2,7 +2,8 @@
 websocket clients, for both channel layers of channels-redis; then a Redis restart in the
 middle of a burst, and the pages' HTTP re-sync.
 
-    bin/bench live [--clients 1,100,200] [--events N] [--smoke] [--strict]
+    bin/bench live [--clients 1,100,200] [--events N] [--server daphne|uvicorn]
+                   [--processes N] [--smoke] [--strict]
 
 Everything runs on this machine: a Redis server of its own (a private port, so restarting it
 disturbs nothing else), a PostgreSQL database of its own (`<bench database>_live`), one
@@ -41,10 +42,19 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this file puts bench/ first on sys.path, where a benchmark named like a
+# standard module (bench/secrets.py) would shadow it for everything imported here.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 LAYERS = {
     "RedisPubSubChannelLayer": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "RedisChannelLayer": "channels_redis.core.RedisChannelLayer",
 }
+# The ASGI servers compared: each is given an inherited listening socket.
+SERVERS = {
+    "daphne": lambda fd: [sys.executable, "-m", "daphne", "--fd", str(fd), "codemaestro.asgi:application"],  # noqa: E501
+    "uvicorn": lambda fd: [sys.executable, "-m", "uvicorn", "--fd", str(fd), "--ws", "websockets-sansio",  # noqa: E501
+                           "--log-level", "error", "codemaestro.asgi:application"],
+}  # fmt: skip
 TARGET_P99_MS = 25.0
 TARGET_CLIENTS = 100
 WARMUP = 5
@@ -54,8 +64,10 @@ ROW = re.compile(rb'data-event-id="(\d+)"')
 SETTINGS_SHIM = """
 from codemaestro.settings import *  # noqa: F403
 import os
-CHANNEL_LAYERS = {"default": {"BACKEND": os.environ["BENCH_LAYER"],
-                              "CONFIG": {"hosts": [os.environ["REDIS_URL"]]}}}
+# redis-py 8 gives up reading after 5 s, the core layer's BZPOPMIN waits 5 s: every idle
+# receiver of that layer would fail with "Timeout reading". Read longer than it waits.
+CHANNEL_LAYERS = {"default": {"BACKEND": os.environ["BENCH_LAYER"], "CONFIG": {
+    "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 15}]}}}
 """
 
 PUBLISHER = r"""
@@ -144,8 +156,8 @@ class Stack:
             layer,
             scratch,
         )
-        self.port = free_port()
-        self.daphne: subprocess.Popen | None = None
+        self.port = 0
+        self.servers: list[subprocess.Popen] = []
 
     def env(self) -> dict[str, str]:
         return {
@@ -173,7 +185,8 @@ class Stack:
             "user, _ = get_user_model().objects.get_or_create(username='bench-watcher')\n"
             "Membership.objects.get_or_create(workspace=ws, user=user, defaults={'role': 'reader'})\n"  # noqa: E501
             "s = SessionStore(); s[SESSION_KEY] = str(user.pk)\n"
-            "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+            "from django.conf import settings\n"
+            "s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]\n"
             "s[HASH_SESSION_KEY] = user.get_session_auth_hash(); s.create()\n"
             "print(ws.code, s.session_key)\n"
         )
@@ -182,24 +195,43 @@ class Stack:
         code, session = done.stdout.split()[-2:]
         return code, session
 
-    def start(self) -> None:
-        log = (self.scratch / f"daphne-{self.layer}.log").open("ab")
-        self.daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "codemaestro.asgi:application"],  # noqa: E501
-            env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    def start(self, server: str = "daphne", processes: int = 1) -> None:
+        """`processes` server processes accepting on one listening socket (the kernel
+        spreads the connections), as a process manager or systemd socket would run them."""
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.port = self.listener.getsockname()[1]
+        fd = self.listener.fileno()
+        log = (self.scratch / f"{server}-{self.layer}.log").open("ab")
+        self.servers = [
+            subprocess.Popen(SERVERS[server](fd), env=self.env(), cwd=ROOT, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(fd,))
+            for _ in range(processes)
+        ]  # fmt: skip
         for _ in range(100):
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as probe:
+                    probe.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                    if probe.recv(16):
+                        time.sleep(0.5 * processes)  # every process has imported the project
+                        return
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not start")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{server} did not start")
 
     def stop(self) -> None:
-        if self.daphne and self.daphne.poll() is None:
-            os.killpg(self.daphne.pid, signal.SIGTERM)
-            self.daphne.wait(timeout=10)
+        for process in getattr(self, "servers", []):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in getattr(self, "servers", []):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # uvicorn waits for open websockets
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.servers = []
+        if getattr(self, "listener", None):
+            self.listener.close()
 
     def publish(self, count: int, gap: float) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-c", PUBLISHER, str(count), str(gap)],
@@ -314,6 +346,8 @@ def main() -> int:
     parser.add_argument("--clients", default="1,100,200")
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between events")
+    parser.add_argument("--server", choices=sorted(SERVERS), default="daphne")
+    parser.add_argument("--processes", type=int, default=1, help="server processes")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--strict", action="store_true")
     args = parser.parse_args()
@@ -334,7 +368,7 @@ def main() -> int:
         for layer in LAYERS:
             stack = Stack(database_url, redis, layer, scratch)
             code, session = stack.prepare()
-            stack.start()
+            stack.start(args.server, args.processes)
             try:
                 for clients in counts:
                     sent, pages = asyncio.run(
@@ -374,7 +408,8 @@ def main() -> int:
     finally:
         redis.stop()
     print(
-        f"\n{args.events} events, one every {args.gap * 1000:.0f} ms, committed by a separate worker process\n"  # noqa: E501
+        f"\n{args.events} events, one every {args.gap * 1000:.0f} ms, committed by a separate worker process; "  # noqa: E501
+        f"{args.processes} {args.server} process(es)\n"
     )
     print(
         "| layer | clients | p50 ms | p95 ms | p99 ms | frames lost before re-sync |\n|---|---:|---:|---:|---:|---:|"  # noqa: E501

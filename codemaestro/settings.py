@@ -44,15 +44,20 @@ INSTALLED_APPS = [
     "django_celery_results",
     "channels",
     "channels_lite",
+    "guardian",
     "accounts",
     "orchestration",
     "review",
     "agents",
     "dashboard",
+    "audit",
+    "ratelimits",
+    "identity",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "codemaestro.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,6 +108,14 @@ if DATABASE_URL:
         }
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django binds parameters client-side and never prepares. The run claim statement
+        # (orchestration/services/runs.py) binds server-side and asks to be prepared once per
+        # connection, which psycopg does only while a threshold is set: planning it cost
+        # more than running it. 0 turns that off (a PgBouncer without prepared statements).
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            env_int("DB_PREPARE_THRESHOLD", 5) or None
+        )
 else:
     DATABASES = {
         "default": {
@@ -216,6 +229,28 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
+# Object permissions (roles on workspaces and projects) come from django-guardian; its
+# anonymous user is not used: outsiders see nothing.
+AUTHENTICATION_BACKENDS = [
+    # Django's ModelBackend behind the sign-in lockout (identity/lockout.py).
+    "identity.backends.LockoutModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None
+# Sign-in lockout: this many failed tries per username (or per client address) within the
+# window lock it for LOCK_SECONDS; the address limit is higher because offices share one.
+IDENTITY_LOCKOUT = {
+    "ATTEMPTS": env_int("LOGIN_LOCKOUT_ATTEMPTS", 5),
+    "ADDRESS_ATTEMPTS": env_int("LOGIN_LOCKOUT_ADDRESS_ATTEMPTS", 20),
+    "WINDOW_SECONDS": env_int("LOGIN_LOCKOUT_WINDOW_SECONDS", 900),
+    "LOCK_SECONDS": env_int("LOGIN_LOCKOUT_SECONDS", 900),
+}
+# How many reverse proxies in front of the app append to X-Forwarded-For (compose: nginx, 1).
+# The client address is read that many entries from the right; 0 trusts REMOTE_ADDR only,
+# since a client can write any X-Forwarded-For it likes.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+# Workspace SSO providers must use https, except one on this machine when this is set.
+IDENTITY_OIDC_ALLOW_LOCAL_HTTP = env_bool("IDENTITY_OIDC_ALLOW_LOCAL_HTTP", DEBUG)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -228,6 +263,17 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "orchestration.api.errors.exception_handler",
+    # Atomic per-workspace and per-token limits (Redis, or SQL on the embedded default).
+    "DEFAULT_THROTTLE_CLASSES": ["ratelimits.throttling.WorkspaceRateThrottle"],
+}
+# Requests per minute; each workspace may set its own (ratelimits.WorkspaceRateLimit). The
+# defaults are generous: they stop a runaway client, not a busy team of agents.
+RATELIMIT = {
+    "ENABLED": env_bool("RATELIMIT_ENABLED", True),
+    "WORKSPACE_PER_MINUTE": env_int("RATELIMIT_WORKSPACE_PER_MINUTE", 20_000),
+    "TOKEN_PER_MINUTE": env_int("RATELIMIT_TOKEN_PER_MINUTE", 6_000),
+    # Keeps two installations (or test runs) on one Redis apart.
+    "PREFIX": env_str("RATELIMIT_PREFIX", "cmrl"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CodeMaestro API",
@@ -241,6 +287,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "AgentRoleEnum": "accounts.models.AgentRole",
+        "MemberRoleEnum": "accounts.models.Role",
         "SubtaskStatusEnum": "orchestration.models.subtasks.SubtaskStatus",
         "FeatureStatusEnum": "orchestration.models.projects.FeatureStatus",
         "RunStatusEnum": "orchestration.models.agents.RunStatus",
@@ -266,11 +313,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Error pages and error reports mask every secret value the process knows.
+DEFAULT_EXCEPTION_REPORTER = "accounts.scrubbing.ScrubbingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "accounts.scrubbing.ScrubbingExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # On every handler: secret values this process knows never reach a log line.
+    "filters": {"scrub_secrets": {"()": "accounts.scrubbing.ScrubSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["scrub_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

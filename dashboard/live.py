@@ -78,6 +78,23 @@ def render_updates(
     return "".join(parts)
 
 
+def render_event_frames(
+    workspace, event_id: int, readers: list[tuple[LiveView, Rights]]
+) -> dict[tuple[LiveView, Rights], str]:
+    """The frame of one pushed event for each (page kind, rights) listening in a process.
+
+    The event and the one before it are read once, whatever the number of readers.
+    """
+    event = selectors.pushed_event(workspace.pk, event_id)
+    if event is None:  # not this workspace's event: nothing crosses workspaces
+        return {}
+    prev_id = event.prev_id or 0
+    return {
+        (view, rights): render_updates(workspace, view, [event], rights, prev_id=prev_id)
+        for view, rights in readers
+    }
+
+
 def cursor(last: int, prev: int, *, more: bool = False) -> str:
     return format_html(
         '<i id="live-cursor" hx-swap-oob="true" hidden data-event="{}" data-prev="{}"{}></i>',
@@ -196,8 +213,16 @@ _PARTS = {
 }
 
 
-def render_run_log(run_code: str, lines: str) -> str:
-    """Streamed lines of a running agent, appended to the run page's log."""
+def render_run_log(run_code: str, lines: str, start: int = 0) -> str:
+    """Streamed lines of a running agent, appended to the run page's log.
+
+    `data-start` is their offset in the run's output: live.js drops what the page already
+    shows and re-reads the log when a batch was missed.
+    """
     return format_html(
-        '<div hx-swap-oob="beforeend:#run-log-{}"><span>{}</span></div>', run_code, lines
+        '<div hx-swap-oob="beforeend:#run-log-{}"><span class="live-lines" data-start="{}">'
+        "{}</span></div>",
+        run_code,
+        start,
+        lines,
     )

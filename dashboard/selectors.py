@@ -7,15 +7,18 @@ the query counts and bench/pages.py measures them at 100,000 subtasks.
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.apps import apps
 from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
-from accounts.permissions import Action, Principal, can, visible_workspaces
+from accounts.permissions import Action, Principal, access_in, forget, visible_workspaces
 from orchestration.models import (
     AgentRun,
     CaseOutcome,
@@ -82,18 +85,41 @@ def workspaces_for(user) -> QuerySet[Workspace]:
 class Rights:
     edit: bool
     review: bool
+    admin: bool = False
+    # (project id, edit, review) for each project where the user holds another role;
+    # a tuple so the rights stay hashable (the live consumer caches frames by them).
+    overrides: tuple[tuple[int, bool, bool], ...] = ()
+
+    def on(self, project_id: int | None) -> Rights:
+        """The rights on one project: its override if the user has one there."""
+        for pid, edit, review in self.overrides:
+            if pid == project_id:
+                return Rights(edit=edit, review=review, admin=self.admin)
+        return self
 
 
 def rights_in(user, workspace_id: int) -> Rights:
-    principal = Principal(user=user)
+    # Read afresh: a live page's consumer keeps one user object for hours, and rechecks.
+    forget(user)
+    access = access_in(Principal(user=user), workspace_id)
+    if access is None:
+        return Rights(edit=False, review=False)
     return Rights(
-        edit=can(principal, Action.EDIT, workspace_id),
-        review=can(principal, Action.REVIEW, workspace_id),
+        edit=Action.EDIT in access.actions,
+        review=Action.REVIEW in access.actions,
+        admin=Action.ADMIN in access.actions,
+        overrides=tuple(
+            sorted(
+                (pid, Action.EDIT in actions, Action.REVIEW in actions)
+                for pid, actions in access.projects.items()
+            )
+        ),
     )
 
 
 def transitions_for(subtask: Subtask, rights: Rights) -> list[str]:
     """The transitions this user may take from the subtask's state: the board's buttons."""
+    rights = rights.on(subtask.project_id)
     names = allowed_transitions(subtask.status)
     return [
         name for name in names if (rights.review if name in REVIEW_TRANSITIONS else rights.edit)
@@ -150,6 +176,63 @@ def previous_event_id(workspace_id: int, event_id: int) -> int:
         .values_list("id", flat=True)
         .first()
         or 0
+    )
+
+
+def pushed_event(workspace_id: int, event_id: int) -> Event | None:
+    """One event as `event_rows` loads it, with `prev_id` (the workspace's event before it).
+
+    The live feed reads one event per push, and with Django compiling the joined, deferred
+    query each time that compilation was most of a push's render: the SQL here is built once
+    per process. The related rows carry the same fields as in `event_rows`.
+    """
+    rows = list(Event.objects.raw(_pushed_event_sql(), [workspace_id, event_id]))
+    if not rows:
+        return None
+    event = rows[0]
+    for name, model, fields in _PUSHED_RELATED:
+        if getattr(event, f"{name}_id") is None:
+            continue
+        values = {"id": getattr(event, f"{name}_id")}
+        values.update({f: getattr(event, f"pushed_{name}_{f}") for f in fields})
+        values["code"] = uuid.UUID(str(values["code"]))  # SQLite hands back text
+        related = model.from_db(
+            event._state.db,
+            [f.attname for f in model._meta.concrete_fields if f.attname in values],
+            [values[f.attname] for f in model._meta.concrete_fields if f.attname in values],
+        )
+        setattr(event, name, related)
+    return event
+
+
+_PUSHED_RELATED = (
+    ("subtask", Subtask, ("code", "key", "status")),
+    ("feature", FeatureRequest, ("code", "title", "status")),
+    ("run", AgentRun, ("code", "role", "status")),
+)
+
+
+@functools.cache
+def _pushed_event_sql() -> str:
+    table = Event._meta.db_table
+    own = ", ".join(
+        f"e.{f.column}"
+        for f in Event._meta.concrete_fields
+        if f.attname in {"id", "workspace_id", "subtask_id", "feature_id", "run_id"}
+        or f.name in EVENT_ROW_FIELDS
+    )
+    related, joins = [], []
+    for name, model, fields in _PUSHED_RELATED:
+        column = Event._meta.get_field(name).column
+        joins.append(f"LEFT JOIN {model._meta.db_table} {name} ON {name}.id = e.{column}")
+        related += [
+            f"{name}.{model._meta.get_field(f).column} AS pushed_{name}_{f}" for f in fields
+        ]
+    return (
+        f"SELECT {own}, {', '.join(related)}, "
+        f"(SELECT p.id FROM {table} p WHERE p.workspace_id = e.workspace_id AND p.id < e.id "
+        f"ORDER BY p.id DESC LIMIT 1) AS prev_id "
+        f"FROM {table} e {' '.join(joins)} WHERE e.workspace_id = %s AND e.id = %s"
     )
 
 
@@ -350,6 +433,33 @@ def subtask_dependencies(subtask: Subtask) -> tuple[list[Subtask], list[Subtask]
     waits_on = list(Subtask.objects.filter(dependent_links__subtask=subtask).order_by("key"))
     needed_by = list(Subtask.objects.filter(dependency_links__depends_on=subtask).order_by("key"))
     return waits_on, needed_by
+
+
+def subtask_review(subtask: Subtask) -> tuple[object | None, list]:
+    """The change set of the subtask's feature and the approvals that concern it.
+
+    The review app owns both (review/models.py); it is looked up by name so the dashboard
+    still renders, without these links, where the app is not installed. Approvals: the
+    subtask's plan gates and the merge gates of its feature's change set, newest first.
+    """
+    if subtask.feature_id is None or not apps.is_installed("review"):
+        return None, []
+    change_sets = apps.get_model("review", "ChangeSet").objects
+    changeset = (
+        change_sets.filter(workspace_id=subtask.workspace_id, feature_id=subtask.feature_id)
+        .only("id", "code", "status", "risk")
+        .first()
+    )
+    concerned = Q(subtask_id=subtask.pk)
+    if changeset is not None:
+        concerned |= Q(changeset_id=changeset.pk)
+    approvals = (
+        apps.get_model("review", "Approval")
+        .objects.filter(concerned, workspace_id=subtask.workspace_id)
+        .only("id", "code", "kind", "state", "decided_by_label", "decided_at", "auto")
+        .order_by("-created_at")[:10]
+    )
+    return changeset, list(approvals)
 
 
 def latest_briefing(subtask: Subtask) -> AgentRun | None:

@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
+from accounts.permissions import Principal
 from dashboard import charts, graphs, live, metrics, selectors, views_context
 from dashboard import search as activity
 from orchestration.errors import DomainError
@@ -87,11 +88,12 @@ def live_sync(request: HttpRequest, workspace) -> HttpResponse:
 @require_POST
 @workspace_view
 def feature_new(request: HttpRequest, workspace) -> HttpResponse:
-    if not request.rights.edit:
-        return HttpResponseForbidden("Your role in this workspace cannot request features.")
     project = Project.objects.filter(
         workspace=workspace, code=request.POST.get("project") or None
     ).first()
+    # A role on the chosen project (an override) decides over the workspace role.
+    if not request.rights.on(project.pk if project else None).edit:
+        return HttpResponseForbidden("Your role in this workspace cannot request features.")
     title = request.POST.get("title", "").strip()
     context = {
         "workspace": workspace,
@@ -145,7 +147,8 @@ def subtask_transition(request: HttpRequest, workspace, subtask, name: str) -> H
     found = selectors.subtask_in(workspace.pk, subtask)
     if found is None:
         raise Http404("no such subtask")
-    needed = request.rights.review if name in selectors.REVIEW_TRANSITIONS else request.rights.edit
+    rights = request.rights.on(found.project_id)  # a project override decides here
+    needed = rights.review if name in selectors.REVIEW_TRANSITIONS else rights.edit
     if not needed:
         return HttpResponseForbidden("Your role in this workspace cannot move this subtask.")
     error = ""
@@ -155,6 +158,7 @@ def subtask_transition(request: HttpRequest, workspace, subtask, name: str) -> H
             name=name,
             actor=f"user:{request.user.username}",
             reason=request.POST.get("reason", ""),
+            principal=Principal(user=request.user),
         )
     except DomainError as exc:
         error = exc.message
@@ -203,6 +207,7 @@ def subtask(request: HttpRequest, workspace, subtask) -> HttpResponse:
     context = views_context.subtask(workspace, found, request.rights)
     context["events"] = selectors.timeline(workspace.pk, subtask_id=found.pk, limit=100)
     context["briefing"] = selectors.latest_briefing(found)
+    context["changeset"], context["approvals"] = selectors.subtask_review(found)
     return _page(
         request, "dashboard/subtask.html", context, live_view=f"view=subtask&code={found.code}"
     )

@@ -17,7 +17,7 @@ from orchestration.models import (
     TestRun,
 )
 from orchestration.models.subtasks import SUBTASK_TRANSITIONS
-from orchestration.services import proposals, transitions
+from orchestration.services import proposals, transitions, work
 
 
 @admin.register(Project)
@@ -26,6 +26,17 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["workspace"]
     search_fields = ["name", "slug", "repo_path", "repo_url"]
     readonly_fields = ["code", "created_at"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        # The admin's change view already runs in a transaction: the audit entry joins it.
+        before = None
+        if change:
+            before = (
+                Project.objects.select_for_update().values_list("policy", flat=True).get(pk=obj.pk)
+            )
+        super().save_model(request, obj, form, change)
+        if change:
+            work.project_policy_audit(project=obj, before=before, actor=f"user:{request.user}")
 
 
 @admin.register(FeatureRequest)

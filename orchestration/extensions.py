@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from accounts.permissions import Principal
 from orchestration.models import Subtask
 
 
@@ -21,6 +22,12 @@ class Review:
     plan_gate_open: Callable[[Subtask, int], bool]
     # Open review comments of a feature, as a briefing section ("" when none).
     comments_for_briefing: Callable[[int], str]
+    # A person's (or, with no principal, an internal caller's) `complete` or
+    # `request_changes` on a subtask: a subtask under review is decided by the review's
+    # approval rules, so no entry point (page, API, admin) can bypass them. Returns the
+    # subtask as decided, or None when it is not under review (the plain transition
+    # applies). Called in the caller's transaction, before the subtask is locked.
+    decide_transition: Callable[[Subtask, str, Principal | None, str], Subtask | None] | None = None
 
 
 _review: Review | None = None

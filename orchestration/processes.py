@@ -10,6 +10,7 @@ cannot exhaust the worker's memory.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import shlex
@@ -19,8 +20,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Fixed system directories: the worker's own PATH may point into places that should not
 # leak into agent commands (home directories, credential helpers).
@@ -79,18 +83,20 @@ def run_process(
     output_cap: int = 1_000_000,
     stdin: str | None = None,
     kill_grace: float = 2.0,
+    on_output: Callable[[bytes], None] | None = None,
 ) -> ProcessResult:
     """Run `argv` in `cwd` with exactly `env`, killing its process group after `timeout`.
 
     A string is split with shlex (no shell). Raises ProcessError when the command cannot
     start; everything that happens after it started is reported in the result.
+    `on_output` receives each chunk of output as it is read (a live log), uncapped.
     """
     args = _split(argv)
     if not args:
         raise ProcessError("empty command")
     if output_cap < 0:
         raise ValueError("output_cap must not be negative")
-    collector = _OutputCollector(output_cap)
+    collector = _OutputCollector(output_cap, on_output)
     started = time.monotonic()
     process = _start(args, cwd=cwd, env=env, with_stdin=stdin is not None)
     try:
@@ -258,7 +264,8 @@ def _wait_exited(pid: int, seconds: float) -> bool:
 class _OutputCollector:
     """Keeps the first and the last bytes of a stream within a cap, counting the rest."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, on_output: Callable[[bytes], None] | None = None) -> None:
+        self.on_output = on_output
         self.head_cap = cap // 2
         self.tail_cap = cap - self.head_cap
         self.head = bytearray()
@@ -266,6 +273,11 @@ class _OutputCollector:
         self.total = 0
 
     def add(self, chunk: bytes) -> None:
+        if self.on_output is not None and chunk:
+            try:
+                self.on_output(chunk)
+            except Exception:  # a live log that fails must not stop the command's run
+                log.exception("the output hook failed")
         self.total += len(chunk)
         room = self.head_cap - len(self.head)
         if room > 0:

@@ -11,20 +11,24 @@ committed, and a channel layer that is down must not turn it into an error.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextvars
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from orchestration.models import Event
 
 log = logging.getLogger(__name__)
 
 EVENT_CREATED = "event.created"
-# Agent log lines (run output while it is produced) go to the same group; executors that
-# stream call `publish_run_log`, and pages showing the run append the lines.
+# Agent log lines (run output while it is produced) go to the same group; executors
+# stream through `RunLogStream`, and pages showing the run append the lines.
 RUN_LOG = "run.log"
 
 
@@ -40,9 +44,116 @@ def publish_on_commit(event: Event) -> None:
     )
 
 
-def publish_run_log(*, workspace_id: int, run_code: str, lines: str) -> None:
-    """Send a batch of a running agent's output lines (batch them: the layer has a capacity)."""
-    publish(workspace_id, {"type": RUN_LOG, "run": run_code, "lines": lines[-8000:]})
+def publish_run_log(*, workspace_id: int, run_code: str, lines: str, start: int = 0) -> None:
+    """Send a batch of a running agent's output lines (batch them: the layer has a capacity).
+
+    `start` is the batch's offset in the run's output, from which a page tells a batch it
+    already has (after re-reading the output) from one it missed.
+    """
+    if len(lines) > LOG_BATCH_CHARS:
+        start, lines = start + len(lines) - LOG_BATCH_CHARS, lines[-LOG_BATCH_CHARS:]
+    publish(workspace_id, {"type": RUN_LOG, "run": run_code, "lines": lines, "start": start})
+
+
+LOG_BATCH_CHARS = 8000
+
+
+def _scrub(text: str) -> str:
+    """Secret values this process has seen never leave it (accounts/scrubbing.py)."""
+    from accounts.scrubbing import scrub
+
+    return scrub(text)
+
+
+class RunLogStream:
+    """A running agent's output, sent to its run page line by line as it is produced.
+
+    Executors feed raw output chunks (from the worker's thread); complete lines are masked
+    (`mask`, the executor's own masking of the run's secrets) and scrubbed, then published
+    in batches at most every `interval` seconds — a pause in the output still flushes what
+    is pending, from a timer. The output so far is also stored on the running run every
+    `store_every` seconds: a page that reconnects, or opens mid-run, re-reads it there.
+    """
+
+    def __init__(
+        self,
+        *,
+        workspace_id: int,
+        run_id: int,
+        run_code: str,
+        mask: Callable[[str], str] = lambda text: text,
+        interval: float = 0.25,
+        store_every: float = 2.0,
+        store_cap: int = 200_000,
+    ) -> None:
+        self.workspace_id, self.run_id, self.run_code = workspace_id, run_id, run_code
+        self.mask, self.interval, self.store_every = mask, interval, store_every
+        self.store_cap = store_cap
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lock = threading.Lock()
+        self._partial = ""  # the line being written: never published half (a secret in it)
+        self._pending = ""  # complete, masked lines not published yet
+        self._sent = ""  # everything published (capped), for the stored copy
+        self._offset = 0  # characters published so far
+        self._published_at = 0.0
+        self._stored_at = time.monotonic()
+        self._timer: threading.Timer | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            text = self._partial + self._decoder.decode(chunk)
+            complete, _, self._partial = text.rpartition("\n")
+            if complete:
+                self._pending += _scrub(self.mask(complete + "\n"))
+            due = time.monotonic() - self._published_at >= self.interval
+            if self._pending and due:
+                self._publish_locked()
+            elif self._pending and self._timer is None:
+                self._timer = threading.Timer(self.interval, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if time.monotonic() - self._stored_at >= self.store_every:
+            self._store()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._publish_locked()
+
+    def close(self) -> None:
+        """Publish what is left, the unfinished last line too."""
+        with self._lock:
+            rest = self._partial + self._decoder.decode(b"", final=True)
+            self._partial = ""
+            if rest:
+                self._pending += _scrub(self.mask(rest))
+            self._publish_locked()
+
+    def _publish_locked(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, ""
+        publish_run_log(
+            workspace_id=self.workspace_id, run_code=self.run_code, lines=batch, start=self._offset
+        )
+        self._offset += len(batch)
+        if len(self._sent) < self.store_cap:
+            self._sent += batch
+        self._published_at = time.monotonic()
+
+    def _store(self) -> None:
+        # Only while the run is still running: its final output, written when it finishes,
+        # must never be overwritten by this copy.
+        from orchestration.models import AgentRun, RunStatus
+
+        with self._lock:
+            text, self._stored_at = self._sent[: self.store_cap], time.monotonic()
+        try:
+            AgentRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(output=text)
+        except DatabaseError as exc:  # the live copy is a convenience; the run goes on
+            log.warning("could not store the live output of run %s: %s", self.run_code, exc)
 
 
 class _Publisher:
@@ -78,10 +189,16 @@ def publish(workspace_id: int, message: dict) -> bool:
     layer = get_channel_layer()
     if layer is None:
         return False
-    sent = asyncio.run_coroutine_threadsafe(
-        layer.group_send(workspace_group(workspace_id), message), _publisher.loop()
-    )
-    sent.add_done_callback(lambda done: _log_failure(done, workspace_id, message))
+    loop = _publisher.loop()
+
+    def send() -> None:
+        task = loop.create_task(layer.group_send(workspace_group(workspace_id), message))
+        task.add_done_callback(lambda done: _log_failure(done, workspace_id, message))
+
+    # In an empty context: the caller's (a request's sync thread carries asgiref's markers)
+    # must not follow the send into the publisher's loop, where the embedded layer's own
+    # sync_to_async would take it for a deadlock and refuse to send.
+    loop.call_soon_threadsafe(send, context=contextvars.Context())
     return True
 
 

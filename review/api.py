@@ -135,8 +135,12 @@ class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     def get_serializer_class(self):
         return ChangeSetDetailSerializer if self.action == "retrieve" else ChangeSetSerializer
 
-    @extend_schema(request=CommentCreateSerializer, responses={200: CommentSerializer(many=True)})
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)})
+    @extend_schema(
+        methods=["POST"], request=CommentCreateSerializer, responses={201: CommentSerializer}
+    )
+    # The threads come whole, not in pages: the schema must not describe a paginated list.
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def comments(self, request, code=None):
         changeset = self.get_object()
         if request.method == "GET":
@@ -170,7 +174,7 @@ class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     @action(detail=True, methods=["post"])
     def refresh(self, request, code=None):
         changeset = self.get_object()
-        if not comments.may_comment(self.principal, changeset.workspace_id):
+        if not comments.may_comment(self.principal, changeset):
             raise PermissionDenied("only authors, reviewers and admins refresh a change set")
         changesets.changeset_refresh(feature=changeset.feature, actor=self.principal.label)
         changeset.refresh_from_db()

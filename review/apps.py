@@ -8,12 +8,13 @@ class ReviewConfig(AppConfig):
     def ready(self) -> None:
         from orchestration.extensions import Review, register_review
         from review.briefing import open_comments_section
-        from review.services.approvals import plan_gate_open, review_open
+        from review.services.approvals import plan_gate_open, review_open, subtask_decide
 
         register_review(
             Review(
                 open=review_open,
                 plan_gate_open=plan_gate_open,
                 comments_for_briefing=open_comments_section,
+                decide_transition=subtask_decide,
             )
         )

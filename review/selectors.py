@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.db.models import Prefetch, QuerySet
+from django.db.models.fields.json import KeyTransform
 
 import gitops
 from accounts.models import Workspace
@@ -37,19 +40,47 @@ def changeset_for(principal: Principal, code) -> ChangeSet | None:
     return changesets_for(principal).filter(code=code).first()
 
 
-def revision_of(changeset: ChangeSet, number: int | None) -> Revision | None:
-    revisions = changeset.revisions.all()
+def revision_of(
+    changeset: ChangeSet, number: int | None, *, with_files: bool = True
+) -> Revision | None:
+    revisions = changeset.revisions.all() if with_files else changeset.revisions.defer("files")
     if number is None:
         return revisions.order_by("-number").first()
     return revisions.filter(number=number).first()
 
 
+# Finding a project's repository runs git twice (is it there, is it a repository root):
+# every diff fragment needs it, cached or not, so each process remembers it for a while.
+REPOSITORY_SECONDS = 30.0
+_repositories: dict[tuple, tuple[Path, float]] = {}
+
+
+def repository(project: Project) -> Path:
+    key = (project.pk, project.repo_path, project.repo_url)
+    found = _repositories.get(key)
+    now = time.monotonic()
+    if found is None or found[1] < now:
+        found = (gitflow.repository(project), now + REPOSITORY_SECONDS)
+        _repositories[key] = found
+    return found[0]
+
+
 def diff_ref(changeset: ChangeSet, revision: Revision, since: Revision | None) -> DiffRef:
     """What a page shows: a revision against its base, or an interdiff between revisions."""
-    repo = gitflow.repository(changeset.project)
+    repo = repository(changeset.project)
     if since is None:
         return DiffRef(repo, revision.base_sha, revision.head_sha)
     return DiffRef(repo, since.head_sha, revision.head_sha)
+
+
+def revision_file(revision: Revision, index: int) -> dict | None:
+    """One entry of a revision's file list, read out of the JSON by the database."""
+    return (
+        Revision.objects.filter(pk=revision.pk)
+        .annotate(entry=KeyTransform(str(index), "files"))
+        .values_list("entry", flat=True)
+        .first()
+    )
 
 
 def interdiff_files(ref: DiffRef, revision: Revision, since: Revision) -> list[dict]:
@@ -79,9 +110,11 @@ def placements_for(revision: Revision, path: str | None = None) -> list[CommentP
     if path is not None:
         placements = placements.filter(path=path)
     return list(
-        placements.select_related("comment")
-        .prefetch_related(Prefetch("comment", queryset=thread_queryset()))
-        .order_by("path", "first_line", "comment_id")
+        # Not select_related("comment") as well: a relation already joined is not
+        # prefetched again, and the threads' replies would then be fetched one by one.
+        placements.prefetch_related(Prefetch("comment", queryset=thread_queryset())).order_by(
+            "path", "first_line", "comment_id"
+        )
     )
 
 

@@ -7,11 +7,18 @@ updated fragment, with a domain error shown in it rather than a bare status code
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotModified,
+)
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
@@ -24,7 +31,6 @@ from review.models import Approval, ChangeSet, ReviewComment
 from review.services import approvals, changesets, comments, merging
 from review.tasks import merge_changeset
 
-POLL_SECONDS = 2
 SYNC_MARGIN = timezone.timedelta(seconds=10)
 
 
@@ -43,11 +49,17 @@ def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _scope(request: HttpRequest, changeset: ChangeSet) -> pages.Scope:
-    revision = selectors.revision_of(changeset, _number(request.GET.get("r")))
+def _scope(request: HttpRequest, changeset: ChangeSet, *, files: bool = True) -> pages.Scope:
+    # files=False: the view reads one file's entry (Scope.file_at), not the whole list,
+    # which at 1,000 files would be most of a cached fragment's time.
+    number = _number(request.GET.get("r"))
+    revision = selectors.revision_of(changeset, number, with_files=files)
     if revision is None:
         raise Http404("no such revision")
-    since = selectors.revision_of(changeset, _number(request.GET.get("since")))
+    since_number = _number(request.GET.get("since"))
+    since = None
+    if since_number is not None:
+        since = selectors.revision_of(changeset, since_number, with_files=files)
     if since is not None and since.number >= revision.number:
         since = None
     view = request.GET.get("view")
@@ -62,7 +74,8 @@ def changeset_page(request: HttpRequest, code) -> HttpResponse:
         raise Http404("the change set has no revision yet")
     scope = _scope(request, changeset)
     files = scope.files()
-    first_body = pages.file_body(scope, 0, files[0], 0, request) if files else ""
+    shown_first = files and not pages.is_collapsed(files[0])
+    first_body = pages.file_body(scope, 0, files[0], 0, request) if shown_first else ""
     context = {
         **_status_context(request, changeset),
         "scope": scope,
@@ -81,7 +94,7 @@ def changeset_page(request: HttpRequest, code) -> HttpResponse:
         ],
         "poll": _poll_context(changeset, scope),
         "can_comment": scope.can_comment_here
-        and comments.may_comment(_principal(request), changeset.workspace_id),
+        and comments.may_comment(_principal(request), changeset),
     }
     return render(request, "review/changeset.html", context)
 
@@ -95,7 +108,7 @@ def _status_context(request: HttpRequest, changeset: ChangeSet, error: str = "")
         "gate": gate,
         "approvals": selectors.approvals_of(changeset),
         "blockers": merging.merge_blockers(changeset) if changeset.status != "merged" else [],
-        "can_review": can(principal, Action.REVIEW, changeset.workspace_id),
+        "can_review": can(principal, Action.REVIEW, changeset),
         "error": error,
     }
 
@@ -105,7 +118,6 @@ def _poll_context(changeset: ChangeSet, scope: pages.Scope) -> dict:
         "token": selectors.live_token(changeset),
         "since": timezone.now().isoformat(),
         "query": scope.query(),
-        "seconds": POLL_SECONDS,
     }
 
 
@@ -113,15 +125,15 @@ def _poll_context(changeset: ChangeSet, scope: pages.Scope) -> dict:
 @require_GET
 def file_fragment(request: HttpRequest, code) -> HttpResponse:
     changeset = _changeset(request, code)
-    scope = _scope(request, changeset)
-    files = scope.files()
+    scope = _scope(request, changeset, files=False)
     index, chunk = _number(request.GET.get("i")), _number(request.GET.get("chunk")) or 0
-    if index is None or index >= len(files):
+    entry = scope.file_at(index) if index is not None else None
+    if entry is None:
         raise Http404("no such file in this change set")
     etag = pages.etag_for(scope, index, chunk, changeset.comments_version)
     if request.headers.get("If-None-Match") == etag:
         return HttpResponseNotModified(headers={"ETag": etag})
-    response = HttpResponse(pages.file_body(scope, index, files[index], chunk, request))
+    response = HttpResponse(pages.file_body(scope, index, entry, chunk, request))
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"  # revalidate: threads may have changed
     return response
@@ -131,13 +143,12 @@ def file_fragment(request: HttpRequest, code) -> HttpResponse:
 @require_GET
 def context_rows(request: HttpRequest, code) -> HttpResponse:
     changeset = _changeset(request, code)
-    scope = _scope(request, changeset)
-    files = scope.files()
+    scope = _scope(request, changeset, files=False)
     index = _number(request.GET.get("i"))
     numbers = [_number(request.GET.get(k)) for k in ("o", "n", "c")]
-    if index is None or index >= len(files) or None in numbers:
+    entry = scope.file_at(index) if index is not None else None
+    if entry is None or None in numbers:
         raise Http404("no such lines")
-    entry = files[index]
     rows = fragments.context(
         scope.ref(), entry["path"], entry.get("old_path"), scope.view,
         old_start=numbers[0], new_start=numbers[1], count=min(numbers[2], 5000),
@@ -187,16 +198,23 @@ def comment_create(request: HttpRequest, code) -> HttpResponse:
             "body": data.get("body", ""),
             "error": error.message,
         }
-        return render(request, "review/_comment_form.html", context)
+        # htmx swaps 4xx answers in too (base.html's responseHandling): the form comes back
+        # with its reason and the status says what went wrong.
+        return render(request, "review/_comment_form.html", context, status=error.status_code)
     fresh = selectors.thread_queryset().get(pk=comment.pk)
     return HttpResponse(pages.thread_row(fresh, scope, request))
 
 
-def _thread_response(request, comment: ReviewComment, error: str = "") -> HttpResponse:
+def _thread_response(
+    request, comment: ReviewComment, error: DomainError | None = None
+) -> HttpResponse:
     changeset = comment.changeset
     scope = _scope(request, changeset)
     root = selectors.thread_queryset().get(pk=(comment.parent_id or comment.pk))
-    return HttpResponse(pages.thread_row(root, scope, request, error=error))
+    return HttpResponse(
+        pages.thread_row(root, scope, request, error=error.message if error else ""),
+        status=error.status_code if error else 200,
+    )
 
 
 def _comment(request: HttpRequest, code) -> ReviewComment:
@@ -212,7 +230,7 @@ def _comment(request: HttpRequest, code) -> ReviewComment:
 @require_POST
 def comment_reply(request: HttpRequest, code) -> HttpResponse:
     comment = _comment(request, code)
-    error = ""
+    error = None
     try:
         comments.comment_add(
             changeset=comment.changeset,
@@ -221,7 +239,7 @@ def comment_reply(request: HttpRequest, code) -> HttpResponse:
             parent=comment,
         )
     except DomainError as exc:
-        error = exc.message
+        error = exc
     return _thread_response(request, comment, error)
 
 
@@ -229,11 +247,11 @@ def comment_reply(request: HttpRequest, code) -> HttpResponse:
 @require_POST
 def comment_transition(request: HttpRequest, code, name: str) -> HttpResponse:
     comment = _comment(request, code)
-    error = ""
+    error = None
     try:
         comments.comment_transition(comment=comment, name=name, principal=_principal(request))
     except DomainError as exc:
-        error = exc.message
+        error = exc
     return _thread_response(request, comment, error)
 
 
@@ -245,7 +263,7 @@ def approval_decide(request: HttpRequest, code, decision: str) -> HttpResponse:
         code=code,
         workspace__in=visible_workspaces(_principal(request)),
     )
-    error = ""
+    error, status = "", 200
     try:
         approvals.approval_decide(
             approval=approval,
@@ -254,12 +272,14 @@ def approval_decide(request: HttpRequest, code, decision: str) -> HttpResponse:
             note=request.POST.get("note", ""),
         )
     except DomainError as exc:
-        error = exc.message
+        error, status = exc.message, exc.status_code
     changeset = approval.changeset or ChangeSet.objects.filter(feature=approval.feature).first()
     if changeset is None:
-        return HttpResponse(f'<p class="error">{error}</p>' if error else "decided")
+        body = format_html('<p class="error">{}</p>', error) if error else "decided"
+        return HttpResponse(body, status=status)
     changeset.refresh_from_db()
-    return render(request, "review/_status.html", _status_context(request, changeset, error))
+    context = _status_context(request, changeset, error)
+    return render(request, "review/_status.html", context, status=status)
 
 
 @login_required
@@ -267,13 +287,14 @@ def approval_decide(request: HttpRequest, code, decision: str) -> HttpResponse:
 def changeset_merge(request: HttpRequest, code) -> HttpResponse:
     """Try the merge again now (after fixing what it waited for)."""
     changeset = _changeset(request, code)
-    error = ""
-    if not can(_principal(request), Action.REVIEW, changeset.workspace_id):
-        error = "only reviewers and admins can start a merge"
+    error, status = "", 200
+    if not can(_principal(request), Action.REVIEW, changeset):
+        error, status = "only reviewers and admins can start a merge", 403
     else:
         merge_changeset.delay(changeset.pk)
     changeset.refresh_from_db()
-    return render(request, "review/_status.html", _status_context(request, changeset, error))
+    context = _status_context(request, changeset, error)
+    return render(request, "review/_status.html", context, status=status)
 
 
 @login_required
@@ -281,10 +302,9 @@ def changeset_merge(request: HttpRequest, code) -> HttpResponse:
 def changeset_refresh(request: HttpRequest, code) -> HttpResponse:
     changeset = _changeset(request, code)
     principal = _principal(request)
-    if can(principal, Action.EDIT, changeset.workspace_id) or can(
-        principal, Action.REVIEW, changeset.workspace_id
-    ):
-        changesets.changeset_refresh(feature=changeset.feature, actor=principal.label)
+    if not (can(principal, Action.EDIT, changeset) or can(principal, Action.REVIEW, changeset)):
+        return HttpResponseForbidden("only authors, reviewers and admins can refresh a change set")
+    changesets.changeset_refresh(feature=changeset.feature, actor=principal.label)
     response = HttpResponse(status=204)
     response["HX-Refresh"] = "true"
     return response
@@ -293,8 +313,10 @@ def changeset_refresh(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_GET
 def poll(request: HttpRequest, code) -> HttpResponse:
-    """The live refresh without a websocket: 204 while nothing changed (one cheap query);
-    otherwise the status box and the bodies of files whose threads changed, out of band."""
+    """The page's re-sync, asked for when the websocket says the change set changed, after
+    a reconnect, and now and then while the websocket is down: 204 while nothing changed
+    (one cheap query); otherwise the status box and the bodies of files whose threads
+    changed, out of band."""
     changeset = _changeset(request, code)
     token = selectors.live_token(changeset)
     if token == request.GET.get("v"):

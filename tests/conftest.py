@@ -11,7 +11,6 @@ from accounts.services import token_create_for_agent, token_create_for_user
 from codemaestro.celery import app as celery_app
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, WorkspaceFactory
 
-
 # Two test runs on one Redis (a developer's and CI's, or parallel helpers) must not hear each
 # other's live updates; subprocesses the tests start inherit the same prefix.
 os.environ.setdefault("CHANNELS_PREFIX", f"cmtest{os.getpid()}")
@@ -26,6 +25,12 @@ def eager_celery():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def rate_limits_off(monkeypatch):
+    """API rate limits stay out of tests about other things (tests/ratelimits turns them on)."""
+    monkeypatch.setitem(settings.RATELIMIT, "ENABLED", False)
 
 
 @pytest.fixture

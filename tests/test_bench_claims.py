@@ -1,14 +1,18 @@
 """The claim benchmark checks itself: its claimers take every run exactly once.
 
 Runs modes (a) and (b) of the claim benchmark (bench/claiming/claimers.py) on 100 runs in the test
-database; the spawned claimer processes get that database by URL (STACK.md trap 6).
+database, and mode (c) on 60 through the production HTTP server (bin/web); the spawned
+processes get that database by URL (STACK.md trap 6).
 """
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from bench.claiming import claimers
+import pytest
+from django.db import connection
+
+from bench.claiming import agents, claimers
 from orchestration.models import AgentRun, RunStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -57,3 +61,29 @@ def test_check_claims_reports_work_left_by_failed_clients_apart_from_losses():
     # then
     assert (result.duplicates, result.losses) == (0, 0)
     assert result.notes == ["fake: 2 runs left queued by failed clients"]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"),
+    reason="production settings need PostgreSQL and Redis",
+)
+def test_agents_claim_every_run_once_through_the_production_http_server(settings):
+    # given: bin/web with one worker, as compose starts it, and four agents with tokens
+    batch = claimers.queue_runs(count=60, label="test")
+    database_url = claimers.database_url_for(settings.DATABASES["default"])
+    # when
+    result = agents.http_mode(
+        database_url=database_url,
+        redis_url=os.environ["REDIS_URL"],
+        batch=batch,
+        agents=4,
+        web_processes=1,
+    )
+    claimers.check_claims(result, batch)
+    # then
+    assert result.errors == []
+    assert (result.duplicates, result.losses) == (0, 0)
+    assert sorted(result.claimed) == sorted(batch.run_ids)
+    runs = AgentRun.objects.filter(workspace_id=batch.workspace_id)
+    assert set(runs.values_list("status", "claim_count")) == {(RunStatus.RUNNING, 1)}
+    assert runs.filter(claimed_by_token__isnull=True).count() == 0

@@ -19,7 +19,8 @@ class WorkspaceRole(permissions.BasePermission):
 
     def has_object_permission(self, request, view, obj) -> bool:
         action = required_action(request, view)
-        return can(principal_from_request(request), action, obj.workspace_id)
+        # The object itself, so a project override applies to what belongs to a project.
+        return can(principal_from_request(request), action, obj)
 
 
 def required_action(request, view) -> Action:

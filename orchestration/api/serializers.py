@@ -210,6 +210,23 @@ class ClaimedRunSerializer(RunSerializer):
         read_only_fields = fields
 
 
+_claimed_run_serializer: ClaimedRunSerializer | None = None
+
+
+def claimed_run_data(run: AgentRun) -> dict:
+    """ClaimedRunSerializer's representation of a claimed run, from one serializer whose
+    fields are built once per process: a ModelSerializer builds its ~25 fields anew for
+    every instance, which cost more than the claim itself. Fields only read the run, so
+    threads can share them."""
+    global _claimed_run_serializer
+    serializer = _claimed_run_serializer
+    if serializer is None:
+        serializer = ClaimedRunSerializer()
+        serializer.fields  # noqa: B018 (builds and caches the fields before sharing)
+        _claimed_run_serializer = serializer
+    return serializer.to_representation(run)
+
+
 class RunCreateSerializer(serializers.Serializer):
     subtask = serializers.UUIDField()
     step = serializers.ChoiceField(choices=[RunStep.TESTS, RunStep.IMPLEMENTATION])
@@ -220,6 +237,27 @@ class ClaimSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=AgentRole.choices, required=False)
     workspace = serializers.UUIDField(required=False)
     lease_seconds = serializers.IntegerField(required=False, min_value=1)
+
+
+_claim_serializer: ClaimSerializer | None = None
+
+
+def claim_request(data) -> dict:
+    """The validated body of a claim, or ValidationError with the field messages
+    `is_valid(raise_exception=True)` gives; one ClaimSerializer's fields serve every call
+    (validating reads them, never changes them) instead of being copied per request."""
+    global _claim_serializer
+    serializer = _claim_serializer
+    if serializer is None:
+        serializer = ClaimSerializer()
+        serializer.fields  # noqa: B018 (builds and caches the fields before sharing)
+        _claim_serializer = serializer
+    try:
+        return serializer.run_validation(data)
+    except serializers.ValidationError as exc:
+        # The shape is_valid() gives: a dict by field, a body-wide error under
+        # non_field_errors.
+        raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
 
 
 class LeaseSerializer(serializers.Serializer):

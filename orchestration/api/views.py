@@ -10,7 +10,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from accounts.permissions import Action, can, principal_from_request, visible_workspaces
+from accounts.permissions import Action, can, principal_from_request, scope, visible_workspaces
 from orchestration.api import filters, serializers
 from orchestration.api.permissions import WorkspaceRole
 from orchestration.models import (
@@ -51,10 +51,10 @@ class ScopedViewSet(viewsets.GenericViewSet):
         return principal_from_request(self.request)
 
     def scoped(self, queryset):
-        return queryset.filter(workspace__in=visible_workspaces(self.principal))
+        return scope(self.principal, queryset)
 
     def require(self, action_: Action, obj) -> None:
-        if not can(self.principal, action_, obj.workspace_id):
+        if not can(self.principal, action_, obj):
             raise PermissionDenied(WorkspaceRole.message)
 
     def scoped_object(self, model, code):
@@ -95,6 +95,15 @@ class ProjectViewSet(
 
     def get_queryset(self):
         return self.scoped(Project.objects.select_related("workspace"))
+
+    def perform_update(self, serializer) -> None:
+        changes = serializer.validated_data
+        # Retries, budgets and merge mode are an admin's to change (and audited).
+        if "policy" in changes and changes["policy"] != serializer.instance.policy:
+            self.require(Action.ADMIN, serializer.instance)
+        work.project_update(
+            project=serializer.instance, changes=changes, actor=self.principal.label
+        )
 
     @extend_schema(
         request=serializers.FeatureSerializer, responses={201: serializers.FeatureSerializer}
@@ -180,6 +189,7 @@ class SubtaskViewSet(
             name=name,
             actor=self.principal.label,
             reason=data.validated_data["reason"],
+            principal=self.principal,
         )
         return Response(serializers.SubtaskSerializer(subtask).data)
 
@@ -292,20 +302,20 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     )
     @action(detail=False, methods=["post"])
     def claim(self, request):
-        data = serializers.ClaimSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        workspace_id, role = self._claim_scope(data.validated_data)
+        claim = serializers.claim_request(request.data)
+        workspace_id, role = self._claim_scope(claim)
+        principal = self.principal
         run = runs.run_claim(
             workspace_id=workspace_id,
             role=role,
-            claimer=runs.Claimer(
-                name=self.principal.label, token_id=getattr(request.auth, "pk", None)
-            ),
-            lease_seconds=data.validated_data.get("lease_seconds"),
+            claimer=runs.Claimer(name=principal.label, token_id=getattr(request.auth, "pk", None)),
+            lease_seconds=claim.get("lease_seconds"),
+            # A token limited to one project claims only that project's runs.
+            project_id=principal.project_limit,
         )
         if run is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(serializers.ClaimedRunSerializer(run).data)
+        return Response(serializers.claimed_run_data(run))
 
     def _claim_scope(self, data) -> tuple[int, str]:
         """The workspace id and role a claim draws from: the agent token's own, or — for a

@@ -21,6 +21,7 @@ from typing import Any
 from orchestration.executors.base import ExecutionResult, FailureClass, RunContext
 from orchestration.models import AgentProfile
 from orchestration.processes import ProcessError, clean_environment, run_process
+from orchestration.realtime import RunLogStream
 
 MAX_TIMEOUT_SECONDS = 1500  # stays under the execute_run task's time limit
 DEFAULT_OUTPUT_CAP = 1_000_000
@@ -90,6 +91,13 @@ class CommandExecutor:
         timeout = min(
             float(config.get("timeout", 900)), context.timeout_seconds, MAX_TIMEOUT_SECONDS
         )
+        # The run page shows the output as it comes, masked as the stored output is.
+        live = RunLogStream(
+            workspace_id=run.workspace_id,
+            run_id=run.pk,
+            run_code=str(run.code),
+            mask=lambda text: _mask(text, context.secrets),
+        )
         try:
             outcome = run_process(
                 config["command"],
@@ -97,9 +105,12 @@ class CommandExecutor:
                 env=env,
                 timeout=timeout,
                 output_cap=int(config.get("output_cap", DEFAULT_OUTPUT_CAP)),
+                on_output=live.feed,
             )
         except ProcessError as exc:
             return ExecutionResult.failed(str(exc), FailureClass.INFRASTRUCTURE)
+        finally:
+            live.close()
         # Run output is shown to every reader of the workspace; granted keys are not.
         output = _mask(outcome.output, context.secrets)
         if outcome.timed_out:
@@ -154,6 +165,12 @@ def _mask(text: str, secrets: dict[str, str]) -> str:
     for name, value in sorted(secrets.items(), key=lambda item: -len(item[1])):
         if len(value) >= MIN_MASKED_SECRET_LENGTH:
             text = text.replace(value, f"[secret {name}]")
+    # A multi-line value (a PEM key) reaches the live log a line at a time: each of its
+    # lines is masked too, so no batch boundary can let a part of it through.
+    for name, value in secrets.items():
+        for line in value.splitlines():
+            if len(line.strip()) >= MIN_MASKED_SECRET_LENGTH and line != value:
+                text = text.replace(line.strip(), f"[secret {name}]")
     return text
 
 

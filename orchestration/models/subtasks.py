@@ -94,7 +94,15 @@ class Subtask(ConcurrentTransitionMixin, models.Model):
                 name="unique_feature_subtask_key",
             ),
         ]
-        indexes = [models.Index(fields=["workspace", "status"], name="subtask_ws_status")]
+        indexes = [
+            models.Index(fields=["workspace", "status"], name="subtask_ws_status"),
+            # Each board column (a state, newest change first, capped) and the counts by
+            # state are read from this index instead of sorting a workspace's subtasks.
+            models.Index(
+                fields=["workspace", "status", "-status_changed_at", "-id"],
+                name="subtask_board_column",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key}: {self.title}"

@@ -5,6 +5,7 @@ Built when the run is queued and stored on it, so what the agent saw is part of 
 
 from __future__ import annotations
 
+from accounts.scrubbing import remember_workspace, scrub
 from orchestration import extensions
 from orchestration.models import AgentRun, FeatureRequest, RunStatus, Subtask, TestRun
 
@@ -55,7 +56,12 @@ def briefing_for(
         parts.extend(_plan_history(feature))
     if note:
         parts.append(f"## Note from the orchestrator\n{note}")
-    return "\n\n".join(part for part in parts if part)
+    # The history quotes outputs, errors and comments: a secret value echoed into any of
+    # them must not be handed to the next agent (or stored on its run).
+    owner = subtask or feature
+    if owner is not None:
+        remember_workspace(owner.workspace_id)
+    return scrub("\n\n".join(part for part in parts if part))
 
 
 def _history(subtask: Subtask, role: str) -> list[str]:

@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import Value
 from django.utils import timezone
 
+from accounts.scrubbing import scrub, scrub_data
 from orchestration import realtime
 from orchestration.models import AgentRun, Event, EventKind, FeatureRequest, Project, Subtask
 
@@ -29,6 +30,8 @@ def event_record(
 
     `created_at` is for history that happened elsewhere (legacy imports); otherwise now.
     """
+    # Events are shown, searched and pushed live: no secret value may be in them.
+    message, data = scrub(message), scrub_data(data)
     project_id = project.pk if project else None
     feature_id = feature.pk if feature else None
     for owner in (subtask, run):
@@ -74,5 +77,5 @@ def _search_document(message, kind, actor, data, run) -> SearchVector | None:
         log = f"{run.output}\n{run.error}"
         if len(log) > SEARCH_RUN_TEXT:
             log = log[: SEARCH_RUN_TEXT // 2] + "\n" + log[-SEARCH_RUN_TEXT // 2 :]
-        parts.append(log)
+        parts.append(scrub(log))
     return SearchVector(Value("\n".join(parts)), config=SEARCH_CONFIG)

@@ -21,6 +21,8 @@ from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
 import gitops
+from accounts.scrubbing import scrub, scrub_data
+from accounts.secrets import SecretsUnavailable, secrets_for_run
 from orchestration import gitflow
 from orchestration.errors import LeaseLost
 from orchestration.executors.base import ExecutionResult, FailureClass, RunContext, executor_for
@@ -92,7 +94,15 @@ def run_execute(run_id: int, *, worker: str) -> str:
         result = ExecutionResult.failed(
             f"executor crashed: {type(exc).__name__}: {exc}", FailureClass.INFRASTRUCTURE
         )
-    return with_db_retry(lambda: _report(run, result))
+    return with_db_retry(lambda: _report(run, _scrubbed(result)))
+
+
+def _scrubbed(result: ExecutionResult) -> ExecutionResult:
+    # Agents echo, encode, raise and return what they were given in ways no executor
+    # masks in advance; nothing stored on the run may carry a secret value.
+    result.output, result.error = scrub(result.output), scrub(result.error)
+    result.result = scrub_data(result.result)
+    return result
 
 
 def _report(run: AgentRun, result: ExecutionResult) -> str:
@@ -128,7 +138,10 @@ def _report(run: AgentRun, result: ExecutionResult) -> str:
 def _execute_claimed(run: AgentRun) -> ExecutionResult:
     profile = run.profile
     executor = executor_for(profile)
-    secrets = granted_secrets(profile)
+    try:
+        secrets = granted_secrets(run)
+    except SecretsUnavailable as exc:
+        return ExecutionResult.failed(f"secrets: {exc}", FailureClass.INFRASTRUCTURE)
     problems = executor.preflight(profile, secrets)
     if problems:
         return ExecutionResult.failed(
@@ -236,8 +249,9 @@ class Heartbeat:
             connection.close()
 
 
-def granted_secrets(profile) -> dict[str, str]:
-    return {secret.name: secret.reveal() for secret in profile.granted_secrets.all()}
+def granted_secrets(run: AgentRun) -> dict[str, str]:
+    """The profile's granted secrets for the project's environment (each access audited)."""
+    return secrets_for_run(run)
 
 
 def budget_exceeded_before(run: AgentRun) -> str:

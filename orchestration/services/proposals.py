@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import record_audit
 from orchestration.errors import Conflict, InvalidInput
 from orchestration.models import (
     AgentProfile,
@@ -119,6 +120,19 @@ def proposal_decide(*, proposal: PromptProposal, apply: bool, actor: str) -> Pro
             )
         AgentProfile.objects.filter(pk=profile.pk).update(
             prompt_template=proposal.proposed_template, prompt_version=profile.prompt_version + 1
+        )
+        record_audit(
+            workspace=proposal.workspace,
+            actor=actor,
+            action="policy.changed",
+            target=f"agent_profile:{profile.name}",
+            details={
+                "proposal": str(proposal.code),
+                "prompt_version": {
+                    "from": profile.prompt_version,
+                    "to": profile.prompt_version + 1,
+                },
+            },
         )
     proposal.status = ProposalStatus.APPLIED if apply else ProposalStatus.REJECTED
     proposal.decided_by, proposal.decided_at = actor[:120], timezone.now()

@@ -6,21 +6,36 @@ held by at most one lease at a time whatever the interleaving of callers.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 from django.utils import timezone
+from django_fsm import FSMFieldMixin
 
+from accounts.scrubbing import scrub
+from orchestration import realtime
 from orchestration.errors import Conflict, InvalidInput, LeaseLost
-from orchestration.models import AgentRun, EventKind, RunStatus, RunStep
+from orchestration.models import (
+    AgentRun,
+    Event,
+    EventKind,
+    FeatureRequest,
+    Project,
+    RunStatus,
+    RunStep,
+    Subtask,
+)
 from orchestration.services import effects
-from orchestration.services.events import event_record
+from orchestration.services.events import SEARCH_CONFIG, event_record
 
 
 @dataclass(frozen=True)
@@ -43,49 +58,180 @@ def lease_duration(seconds: int | None = None) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-# One statement on PostgreSQL: pick the oldest runnable row nobody else holds (SKIP LOCKED
-# hands concurrent claimers different rows) and take it, in a single round trip.
-CLAIM_SQL = """
+def _sql_text(value: str) -> str:
+    """A string literal inside SQL sent with %-style parameters (quotes and % doubled)."""
+    return "'" + value.replace("'", "''").replace("%", "%%") + "'"
+
+
+_RUN_FIELDS = tuple(AgentRun._meta.concrete_fields)
+
+
+def _loaded_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    """What the claim loads of a run's project, feature or subtask: its code, which the API
+    answers with, and its FSM state, which the model reads as soon as it is built."""
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if field.name == "code" or isinstance(field, FSMFieldMixin)
+    )
+
+
+# Alias in the statement, the run's foreign key to it, and the columns read of it.
+_RELATED = tuple(
+    (field.name, field, _loaded_fields(field.related_model))
+    for field in (AgentRun._meta.get_field(name) for name in ("project", "feature", "subtask"))
+)
+_STEP_LABEL = (
+    "CASE claimed.step "
+    + " ".join(f"WHEN {_sql_text(v)} THEN {_sql_text(str(label))}" for v, label in RunStep.choices)
+    + " ELSE claimed.step END"
+)
+
+# One statement, so one round trip, on PostgreSQL: pick the oldest runnable row nobody else
+# holds (SKIP LOCKED hands concurrent claimers different rows), take it, and append its claim
+# Event with the columns and search document that events.event_record gives every event, so
+# the claim and its history commit together or not at all. The row comes back with the codes
+# the API answers with: nothing is read again.
+CLAIM_SQL = f"""
 WITH next AS (
-    SELECT id FROM orchestration_agentrun
-    WHERE workspace_id = %(workspace)s AND role = %(role)s AND status = 'queued'
-      AND available_at <= %(now)s
+    SELECT id FROM {AgentRun._meta.db_table}
+    WHERE workspace_id = %(workspace)s::bigint AND role = %(role)s::text AND status = 'queued'
+      AND available_at <= %(now)s::timestamptz
+      AND (%(project)s::bigint IS NULL OR project_id = %(project)s::bigint)
     ORDER BY available_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {AgentRun._meta.db_table} AS run
+    SET status = 'running', lease_id = %(lease)s::uuid, lease_expires_at = %(expires)s::timestamptz,
+        claimed_by = %(claimed_by)s::text, claimed_by_token_id = %(token)s::bigint,
+        claimed_at = %(now)s::timestamptz,
+        heartbeat_at = %(now)s::timestamptz, claim_count = run.claim_count + 1
+    FROM next WHERE run.id = next.id
+    RETURNING run.*
+), said AS (
+    SELECT claimed.id, {_STEP_LABEL} || %(said)s::text AS message FROM claimed
+), event AS (
+    INSERT INTO {Event._meta.db_table} (
+        workspace_id, kind, message, actor, project_id, feature_id, subtask_id, run_id, data,
+        created_at, search_vector
+    )
+    SELECT claimed.workspace_id, {_sql_text(EventKind.RUN_CLAIMED)}, left(said.message, 500),
+        %(actor)s::text, claimed.project_id, claimed.feature_id, claimed.subtask_id, claimed.id,
+        jsonb_build_object('lease_expires_at', %(expires_text)s::text), %(now)s::timestamptz,
+        to_tsvector(
+            {_sql_text(SEARCH_CONFIG)}::regconfig,
+            concat_ws(
+                E'\\n', said.message, {_sql_text(EventKind.RUN_CLAIMED.replace(".", " "))},
+                %(actor_text)s::text, %(expires_text)s::text
+            )
+        )
+    FROM claimed JOIN said ON said.id = claimed.id
+    RETURNING id
 )
-UPDATE orchestration_agentrun AS run
-SET status = 'running', lease_id = %(lease)s, lease_expires_at = %(expires)s,
-    claimed_by = %(claimer)s, claimed_by_token_id = %(token)s, claimed_at = %(now)s,
-    heartbeat_at = %(now)s, claim_count = run.claim_count + 1
-FROM next WHERE run.id = next.id
-RETURNING run.id
+SELECT {", ".join(f"claimed.{field.column}" for field in _RUN_FIELDS)}, event.id,
+    {", ".join(f"{name}.{field.column}" for name, _, fields in _RELATED for field in fields)}
+FROM claimed CROSS JOIN event
+JOIN {Project._meta.db_table} AS project ON project.id = claimed.project_id
+LEFT JOIN {FeatureRequest._meta.db_table} AS feature ON feature.id = claimed.feature_id
+LEFT JOIN {Subtask._meta.db_table} AS subtask ON subtask.id = claimed.subtask_id
 """
 
 
-def _take_next_postgresql(
-    workspace_id: int, role: str, claimer: Claimer, now, expires
-) -> int | None:
+def _claim_postgresql(
+    db: BaseDatabaseWrapper,
+    workspace_id: int,
+    role: str,
+    claimer: Claimer,
+    duration: timedelta,
+    project_id: int | None,
+) -> AgentRun | None:
+    now = timezone.now()
+    expires = now + duration
     params = {
         "workspace": workspace_id,
         "role": role,
+        "project": project_id,
         "now": now,
         "lease": uuid.uuid4(),
         "expires": expires,
-        "claimer": claimer.name[:120],
+        "expires_text": expires.isoformat(),
+        "claimed_by": claimer.name[:120],
         "token": claimer.token_id,
+        # The claimer's name is the only free text of the event (event_record scrubs its
+        # message the same way); the step's label is ours and the data a timestamp.
+        "said": scrub(f" run claimed by {claimer.name}"),
+        "actor": claimer.name[:120],
+        "actor_text": claimer.name,
     }
-    with connection.cursor() as cursor:
+    with _prepared_cursor(db) as cursor:
         cursor.execute(CLAIM_SQL, params)
         row = cursor.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    run = _run_from_row(db, row)
+    # Outside a transaction this publishes at once: the statement has committed.
+    event = Event.from_db(db.alias, ["id", "workspace_id"], [row[len(_RUN_FIELDS)], workspace_id])
+    realtime.publish_on_commit(event)
+    return run
 
 
-def _take_next_portable(workspace_id: int, role: str, claimer: Claimer, now, expires) -> int | None:
+class _PreparingCursor(psycopg.Cursor):
+    """Binds parameters server-side and has psycopg prepare the statement on first use on
+    each connection (settings: DB_PREPARE_THRESHOLD), so PostgreSQL plans it only once."""
+
+    def execute(self, query, params=None, *, prepare=True, binary=None):  # type: ignore[override]
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+def _prepared_cursor(db: BaseDatabaseWrapper):
+    """A Django cursor (errors translated, queries logged when Django logs them) over a
+    preparing psycopg cursor on the connection."""
+    db.ensure_connection()
+    raw = _PreparingCursor(db.connection)
+    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+
+
+@functools.cache
+def _run_converters() -> tuple[tuple[int, Any, Any], ...]:
+    """(index, field, converter) for the columns whose Python value Django converts (JSON)."""
+    return tuple(
+        (index, field, convert)
+        for index, field in enumerate(_RUN_FIELDS)
+        for convert in field.get_db_converters(connection)
+    )
+
+
+def _run_from_row(db: BaseDatabaseWrapper, row: tuple) -> AgentRun:
+    """The claimed run from the statement's row, with the project, feature and subtask the
+    API names it by (their codes and states loaded; any other field loads when first read)."""
+    count = len(_RUN_FIELDS)
+    values = list(row[:count])
+    for index, field, convert in _run_converters():
+        values[index] = convert(values[index], field, db)
+    run = AgentRun.from_db(db.alias, None, values)
+    rest = iter(row[count + 1 :])
+    for _, foreign_key, fields in _RELATED:
+        loaded = [next(rest) for _ in fields]
+        pk = getattr(run, foreign_key.attname)
+        related = None
+        if pk is not None:
+            model = foreign_key.related_model
+            names = [model._meta.pk.attname, *(field.attname for field in fields)]
+            related = model.from_db(db.alias, names, [pk, *loaded])
+        foreign_key.set_cached_value(run, related)
+    return run
+
+
+def _take_next_portable(
+    workspace_id: int, role: str, claimer: Claimer, now, expires, project_id: int | None
+) -> int | None:
     """Elsewhere (SQLite) the conditional UPDATE is the guard; a lost race tries the next row."""
     queue = AgentRun.objects.filter(
         workspace_id=workspace_id, role=role, status=RunStatus.QUEUED, available_at__lte=now
     ).order_by("available_at", "id")
+    if project_id is not None:
+        queue = queue.filter(project_id=project_id)
     for _ in range(5):
         run_id = queue.values_list("id", flat=True).first()
         if run_id is None:
@@ -105,15 +251,12 @@ def _take_next_portable(workspace_id: int, role: str, claimer: Claimer, now, exp
     return None
 
 
-def run_claim(
-    *, workspace_id: int, role: str, claimer: Claimer, lease_seconds: int | None = None
+def _claim_portable(
+    workspace_id: int, role: str, claimer: Claimer, duration: timedelta, project_id: int | None
 ) -> AgentRun | None:
-    """Give the oldest runnable queued run of this role to the claimer, or None."""
-    duration = lease_duration(lease_seconds)
-    take = _take_next_postgresql if connection.vendor == "postgresql" else _take_next_portable
     with transaction.atomic():
         now = timezone.now()
-        run_id = take(workspace_id, role, claimer, now, now + duration)
+        run_id = _take_next_portable(workspace_id, role, claimer, now, now + duration, project_id)
         if run_id is None:
             return None
         # The caller (the API) answers with the run's project, subtask and feature codes.
@@ -127,6 +270,28 @@ def run_claim(
             data={"lease_expires_at": run.lease_expires_at.isoformat()},
         )
     return run
+
+
+def run_claim(
+    *,
+    workspace_id: int,
+    role: str,
+    claimer: Claimer,
+    lease_seconds: int | None = None,
+    project_id: int | None = None,
+) -> AgentRun | None:
+    """Give the oldest runnable queued run of this role (of one project, if given) to the
+    claimer, or None.
+
+    The run comes with its project, feature and subtask (their codes at least) and a
+    `run.claimed` Event written in the same transaction.
+    """
+    duration = lease_duration(lease_seconds)
+    # Bound once: every attribute read through the `connection` proxy costs a context lookup.
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        return _claim_postgresql(db, workspace_id, role, claimer, duration, project_id)
+    return _claim_portable(workspace_id, role, claimer, duration, project_id)
 
 
 def run_heartbeat(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django_fsm import ConcurrentTransition, can_proceed
 
+from accounts.permissions import Principal
+from orchestration import extensions
 from orchestration.errors import InvalidInput, TransitionRefused
 from orchestration.lock_objects import lock_feature, lock_subtask
 from orchestration.models import (
@@ -83,8 +85,24 @@ def apply_subtask_transition(
 
 
 @transaction.atomic(durable=True)
-def subtask_transition(*, subtask: Subtask, name: str, actor: str, reason: str = "") -> Subtask:
-    """Lock the subtask, apply the named transition, record it; refuse with the allowed ones."""
+def subtask_transition(
+    *,
+    subtask: Subtask,
+    name: str,
+    actor: str,
+    reason: str = "",
+    principal: Principal | None = None,
+) -> Subtask:
+    """Lock the subtask, apply the named transition, record it; refuse with the allowed ones.
+
+    `principal` is the person asking (pages, API, admin): completing a subtask under review
+    or sending it back goes through the review app's approval rules, never around them.
+    """
+    review = extensions.review()
+    if review is not None and review.decide_transition is not None:
+        decided = review.decide_transition(subtask, name, principal, reason)
+        if decided is not None:
+            return decided
     locked = lock_subtask(subtask.pk)
     return apply_subtask_transition(locked, name, actor=actor, reason=reason)
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Workspace
+from audit.services import record_audit
 from orchestration.errors import Conflict, InvalidInput
 from orchestration.models import (
     AgentProfile,
@@ -46,6 +47,41 @@ def project_create(*, workspace: Workspace, name: str, actor: str, **fields: Any
         project=project,
     )
     return project
+
+
+@transaction.atomic(durable=True)
+def project_update(*, project: Project, changes: dict[str, Any], actor: str) -> Project:
+    """Change a project's settings; a policy change goes to the audit log with the change."""
+    before = Project.objects.select_for_update().values_list("policy", flat=True).get(pk=project.pk)
+    for name, value in changes.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(changes))
+    project_policy_audit(project=project, before=before, actor=actor)
+    return project
+
+
+def project_policy_audit(*, project: Project, before: dict | None, actor: str) -> None:
+    """Record a changed policy in the audit log; call it in the transaction that saved it."""
+    if project.policy == before:
+        return
+    record_audit(
+        workspace=project.workspace,
+        actor=actor,
+        action="policy.changed",
+        target=f"project:{project.slug}",
+        details={"policy": policy_diff(before or {}, project.policy or {})},
+    )
+
+
+def policy_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Changed keys, old and new; for a value that may hold a credential, only that it changed."""
+    changed = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            hidden = "webhook" in key or "url" in key
+            changed[key] = "changed" if hidden else {"from": old, "to": new}
+    return changed
 
 
 @transaction.atomic(durable=True)

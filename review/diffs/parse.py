@@ -1,14 +1,19 @@
 """Stage 1 of the diff pipeline: git's output parsed into files, hunks and numbered lines.
 
-The unified diff comes from `gitops.diff` (renames detected, full blob ids) and is parsed
-with unidiff; the file list with stats comes from `git diff --raw` and `--numstat`, so a
-change set's file tree never needs the diff text itself.
+The unified diff comes from `gitops.diff` (renames detected, full blob ids). A whole
+change set's diff (at push time: carrying comments forward) is parsed with unidiff; the
+viewer parses one file's diff at a time with `parse_file`, a minimal parser of its own that
+reads only what the viewer needs and is about ten times faster than unidiff on a 100,000-line
+file. The file list with stats comes from `git diff --raw` and `--numstat`, so a change
+set's file tree never needs the diff text itself.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from unidiff import PatchSet
 from unidiff.constants import (
@@ -34,9 +39,12 @@ SYMLINK_MODE = "120000"
 SUBMODULE_MODE = "160000"
 
 
-@dataclass(frozen=True, slots=True)
-class DiffLine:
-    """One line of a hunk: '+' added, '-' deleted, ' ' context, numbered on each side."""
+class DiffLine(NamedTuple):
+    """One line of a hunk: '+' added, '-' deleted, ' ' context, numbered on each side.
+
+    A named tuple rather than a dataclass: a 100,000-line file makes as many, and a tuple
+    is several times cheaper to build.
+    """
 
     kind: str
     old_no: int | None
@@ -196,6 +204,178 @@ def _hunk(source) -> Hunk:
             text = text[:-1]
         lines.append(DiffLine(kind, line.source_line_no, line.target_line_no, text))
     return hunk
+
+
+# --- the viewer's fast path: one file's diff ---------------------------------------------
+
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)$")
+_HEADER_STATUS = (
+    ("new file mode ", "added"),
+    ("deleted file mode ", "deleted"),
+    ("rename from ", "renamed"),
+    ("copy from ", "copied"),
+)
+
+
+def parse_file(text: str, path: str, old_path: str | None = None) -> FileDiff | None:
+    """Parse the diff of one file (`diff_text` limited to its paths) into a FileDiff.
+
+    Args:
+        text: git's unified diff; it may hold other files' sections (a copy's source also
+            changed), of which the one that ends at `path` is taken.
+        path: the file's path on the new side, as the change set's file list names it.
+        old_path: its path on the old side when renamed or copied.
+
+    Returns:
+        The FileDiff, or None when the text has no section for the file.
+    """
+    section = _section_for(text.split("\n"), path)
+    if section is None:
+        return None
+    header, body = section
+    info = _header_info(header)
+    binary = any(line.startswith(("Binary files ", "GIT binary patch")) for line in header)
+    hunks, additions, deletions = _hunks(body)
+    old_mode, new_mode = info.get("old mode"), info.get("new mode")
+    status = info.get("status", "modified")
+    if status == "modified" and old_mode and new_mode and old_mode != new_mode and not hunks:
+        status = "mode"
+    return FileDiff(
+        path=path,
+        old_path=old_path or path,
+        status=status,
+        old_mode=old_mode,
+        new_mode=new_mode,
+        old_blob=info.get("old blob"),
+        new_blob=info.get("new blob"),
+        binary=binary,
+        additions=additions,
+        deletions=deletions,
+        hunks=hunks,
+    )
+
+
+def _section_for(lines: list[str], path: str) -> tuple[list[str], list[str]] | None:
+    """The (header, hunk lines) of the section of `path` among the diff's sections."""
+    starts = [n for n, line in enumerate(lines) if line.startswith("diff --git ")]
+    if not starts:
+        return None
+    bounds = list(zip(starts, [*starts[1:], len(lines)], strict=True))
+    if len(bounds) > 1:
+        wanted = {f"+++ {_quoted('b/' + path)}", f"rename to {_quoted(path)}"}
+        wanted |= {f"copy to {_quoted(path)}", f"diff --git {_quoted('a/' + path)} "}
+        ends_with = f" {_quoted('b/' + path)}"
+        for start, end in bounds:
+            head = lines[start : _first_hunk(lines, start, end)]
+            # A name with spaces or quotes gets a tab after it on the ---/+++ lines.
+            if head[0].endswith(ends_with) or any(line.rstrip("\t") in wanted for line in head):
+                bounds = [(start, end)]
+                break
+        else:
+            return None
+    start, end = bounds[0]
+    split = _first_hunk(lines, start, end)
+    return lines[start:split], lines[split:end]
+
+
+def _first_hunk(lines: list[str], start: int, end: int) -> int:
+    for n in range(start, end):
+        if lines[n].startswith("@@ "):
+            return n
+    return end
+
+
+def _quoted(name: str) -> str:
+    """A path as git writes it in diff headers (core.quotepath off: only specials quoted)."""
+    if not any(ch in name for ch in '"\\\t\n') and all(ord(ch) >= 32 for ch in name):
+        return name
+    escapes = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\n": "\\n"}
+    body = "".join(escapes.get(ch) or (f"\\{ord(ch):03o}" if ord(ch) < 32 else ch) for ch in name)
+    return f'"{body}"'
+
+
+def _header_info(header: list[str]) -> dict[str, str]:
+    info: dict[str, str] = {}
+    for line in header:
+        for prefix, status in _HEADER_STATUS:
+            if line.startswith(prefix):
+                info.setdefault("status", status)
+        if line.startswith("index "):
+            old, _, new = line.split()[1].partition("..")
+            if set(old) - {"0"}:
+                info["old blob"] = old
+            if set(new) - {"0"}:
+                info["new blob"] = new
+        elif line.startswith(("old mode ", "deleted file mode ")):
+            info["old mode"] = line.rsplit(" ", 1)[1]
+        elif line.startswith(("new mode ", "new file mode ")):
+            info["new mode"] = line.rsplit(" ", 1)[1]
+    for line in header:
+        parts = line.split()
+        if line.startswith("index ") and len(parts) == 3:
+            # "index <old>..<new> <mode>": the mode of a side that did not change it.
+            info.setdefault("old mode", parts[2])
+            info.setdefault("new mode", parts[2])
+    return info
+
+
+def _hunks(body: list[str]) -> tuple[list[Hunk], int, int]:
+    hunks: list[Hunk] = []
+    additions = deletions = 0
+    n, total = 0, len(body)
+    while n < total:
+        match = _HUNK_RE.match(body[n])
+        n += 1
+        if match is None:
+            continue
+        # A count left out means one line.
+        old_count = int(match[2]) if match[2] is not None else 1
+        new_count = int(match[4]) if match[4] is not None else 1
+        hunk = Hunk(int(match[1]), old_count, int(match[3]), new_count, match[5])
+        n, added, deleted = _hunk_lines(body, n, hunk)
+        additions += added
+        deletions += deleted
+        hunks.append(hunk)
+    return hunks, additions, deletions
+
+
+def _hunk_lines(body: list[str], n: int, hunk: Hunk) -> tuple[int, int, int]:
+    """Read the hunk's lines from body[n]; returns where it ends and its +/- counts."""
+    lines = hunk.lines
+    append = lines.append
+    old_no, new_no = hunk.old_start, hunk.new_start
+    old_left, new_left = hunk.old_count, hunk.new_count
+    added = deleted = 0
+    total = len(body)
+    while n < total and (old_left > 0 or new_left > 0):
+        line = body[n]
+        kind = line[:1]
+        if kind == "+":
+            append(DiffLine("+", None, new_no, line[1:]))
+            new_no += 1
+            new_left -= 1
+            added += 1
+        elif kind == "-":
+            append(DiffLine("-", old_no, None, line[1:]))
+            old_no += 1
+            old_left -= 1
+            deleted += 1
+        elif kind == " " or line == "":
+            append(DiffLine(" ", old_no, new_no, line[1:]))
+            old_no += 1
+            new_no += 1
+            old_left -= 1
+            new_left -= 1
+        elif kind == "\\":
+            if lines:
+                lines[-1] = lines[-1]._replace(no_newline=True)
+        else:
+            break  # not a hunk line: the counts were wrong, stop rather than misnumber
+        n += 1
+    if n < total and body[n].startswith("\\") and lines:
+        lines[-1] = lines[-1]._replace(no_newline=True)
+        n += 1
+    return n, added, deleted
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ threads in after the row of a thread's last line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
 
@@ -66,30 +65,39 @@ def plan(file: FileDiff, view: str, sources: Sources) -> list[tuple]:
     return specs
 
 
-def _split(hunk: Hunk) -> Iterator[tuple]:
+def _split(hunk: Hunk) -> list[tuple]:
     """Side-by-side rows: a run of deletions pairs up with the additions that follow it."""
+    lines = hunk.lines
+    if not hunk.old_count:  # only additions (an added file): no pairing to do
+        return [("s", None, line) for line in lines]
+    if not hunk.new_count:
+        return [("s", line, None) for line in lines]
+    rows: list[tuple] = []
     deleted: list[DiffLine] = []
     added: list[DiffLine] = []
 
-    def flush():
+    def flush() -> None:
         for index in range(max(len(deleted), len(added))):
             left = deleted[index] if index < len(deleted) else None
             right = added[index] if index < len(added) else None
-            yield ("s", left, right)
+            rows.append(("s", left, right))
         deleted.clear()
         added.clear()
 
-    for line in hunk.lines:
-        if line.kind == "-":
+    for line in lines:
+        kind = line.kind
+        if kind == "-":
             if added:
-                yield from flush()
+                flush()
             deleted.append(line)
-        elif line.kind == "+":
+        elif kind == "+":
             added.append(line)
         else:
-            yield from flush()
-            yield ("s", line, line)
-    yield from flush()
+            if deleted or added:
+                flush()
+            rows.append(("s", line, line))
+    flush()
+    return rows
 
 
 def render_chunk(

@@ -17,10 +17,12 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.permissions import Action, Principal, can
+from audit.services import record_audit
 from orchestration.errors import Conflict, InvalidInput, NotAllowed
 from orchestration.lock_objects import lock_subtask
 from orchestration.models import (
     EventKind,
+    FeatureRequest,
     Risk,
     Stage,
     Subtask,
@@ -39,6 +41,10 @@ from review.services.changesets import changeset_update_for, latest_revision, lo
 ACTOR = "orchestrator"
 POLICY_ACTOR = "policy:low-risk"
 DECISIONS = ("approve", "request_changes")
+AUDIT_ACTIONS = {
+    ApprovalState.APPROVED: "approval.granted",
+    ApprovalState.CHANGES_REQUESTED: "changes.requested",
+}
 
 
 # --- opened by the lifecycle ---------------------------------------------------------------
@@ -155,16 +161,40 @@ def plan_gate_open(subtask: Subtask, cause_event_id: int | None = None) -> bool:
 
 def check_may_decide(approval: Approval, principal: Principal) -> None:
     """Refuse (NotAllowed) anyone the separation of duties excludes from this decision."""
-    if principal.is_agent or principal.user is None:
+    check_may_approve(
+        principal,
+        workspace_id=approval.workspace_id,
+        feature=approval.feature,
+        revision=approval.revision,
+    )
+
+
+def check_may_approve(
+    principal: Principal | None,
+    *,
+    workspace_id: int,
+    feature: FeatureRequest,
+    revision: Revision | None = None,
+) -> None:
+    """The separation of duties for approving `feature`'s changes (at `revision`)."""
+    if principal is None or principal.is_agent or principal.user is None:
         raise NotAllowed("agents never approve or decide reviews")
-    if not can(principal, Action.REVIEW, approval.workspace_id):
+    # The feature's project: a role set on the project replaces the workspace role there.
+    if not can(principal, Action.REVIEW, workspace_id, project=feature.project_id):
         raise NotAllowed("only reviewers and admins decide reviews")
-    feature = approval.feature
     if feature.created_by_id is not None and feature.created_by_id == principal.user.pk:
         raise NotAllowed("the person who filed the feature cannot approve its changes")
-    revision = approval.revision
     if revision is not None and revision.pushed_by_user_id == principal.user.pk:
         raise NotAllowed("the last push must be approved by someone else")
+
+
+def _check_reviewer(principal: Principal | None, workspace_id: int, project_id: int) -> None:
+    if (
+        principal is None
+        or principal.is_agent
+        or not can(principal, Action.REVIEW, workspace_id, project=project_id)
+    ):
+        raise NotAllowed("only reviewers and admins decide reviews")
 
 
 @transaction.atomic(durable=True)
@@ -176,10 +206,17 @@ def approval_decide(
     if decision not in DECISIONS:
         raise InvalidInput(f"unknown decision {decision!r}; expected one of {DECISIONS}")
     approval = Approval.objects.select_for_update(of=("self",)).get(pk=approval.pk)
+    return apply_approval_decision(approval, principal=principal, decision=decision, note=note)
+
+
+def apply_approval_decision(
+    approval: Approval, *, principal: Principal, decision: str, note: str = ""
+) -> Approval:
+    """`approval_decide` for a gate the caller's transaction has locked."""
     if decision == "approve":
         check_may_decide(approval, principal)
-    elif principal.is_agent or not can(principal, Action.REVIEW, approval.workspace_id):
-        raise NotAllowed("only reviewers and admins decide reviews")
+    else:
+        _check_reviewer(principal, approval.workspace_id, approval.feature.project_id)
     if approval.state != ApprovalState.PENDING:
         raise Conflict(
             f"this approval is {approval.get_state_display().lower()}; "
@@ -197,6 +234,59 @@ def approval_decide(
     else:
         _after_merge_decision(approval, label)
     return approval
+
+
+# What a subtask transition means for the change set's merge gate.
+GATED_TRANSITIONS = {"complete": "approve", "request_changes": "request_changes"}
+
+
+def subtask_decide(
+    subtask: Subtask, name: str, principal: Principal | None, reason: str = ""
+) -> Subtask | None:
+    """`complete` / `request_changes` on a feature's subtask waiting for review, from any
+    entry point (board, API, admin): decided on the change set's merge gate, with its
+    rules (risk tier, separation of duties), so completing directly is never a way
+    around them. None when the subtask is not under review: the plain transition applies
+    (and refuses a wrong state by itself). Runs in the caller's transaction."""
+    decision = GATED_TRANSITIONS.get(name)
+    if decision is None:
+        return None
+    current = Subtask.objects.select_related("feature").filter(pk=subtask.pk).first()
+    if current is None or current.feature_id is None:
+        return None  # work outside a feature has no change set: a person completes it
+    if current.status != SubtaskStatus.READY_FOR_REVIEW:
+        return None
+    if principal is None:
+        raise NotAllowed(
+            f"{current.key} is under review: only a reviewer's decision on its change set "
+            "completes it or sends it back"
+        )
+    changeset = ChangeSet.objects.filter(feature_id=current.feature_id).first()
+    if changeset is None or latest_revision(changeset) is None:
+        # No branch to review: the decision is still a person's who may approve.
+        if decision == "approve":
+            check_may_approve(principal, workspace_id=current.workspace_id, feature=current.feature)
+        else:
+            _check_reviewer(principal, current.workspace_id, current.feature.project_id)
+        return None
+    _decide_gate(merge_gate(changeset), principal, decision, reason)
+    return Subtask.objects.get(pk=current.pk)
+
+
+def _decide_gate(gate: Approval, principal: Principal, decision: str, note: str) -> None:
+    if gate.state == ApprovalState.PENDING:
+        apply_approval_decision(gate, principal=principal, decision=decision, note=note)
+        return
+    if gate.state == ApprovalState.APPROVED and decision == "approve":
+        # Approved already (a subtask became ready on the same head): the rules held.
+        check_may_decide(gate, principal)
+        _after_merge_decision(gate, principal.label)
+        return
+    raise Conflict(
+        f"the merge approval of revision {gate.revision.number} is "
+        f"{gate.get_state_display().lower()}; decide on the change set's latest revision",
+        state=gate.state,
+    )
 
 
 def _after_plan_decision(approval: Approval, label: str, cause: int) -> None:
@@ -247,6 +337,19 @@ def _record_decision(approval: Approval, label: str):
         f"plan of {approval.subtask.key}"
         if approval.kind == ApprovalKind.PLAN
         else f"revision {approval.revision.number} of {approval.changeset.branch}"
+    )
+    record_audit(
+        workspace=approval.workspace,
+        actor="system" if approval.auto else label,
+        action=AUDIT_ACTIONS[approval.state],
+        target=f"approval:{approval.code}",
+        details={
+            "kind": approval.kind,
+            "what": target,
+            "risk": approval.risk,
+            "auto": approval.auto,
+            "head_sha": approval.head_sha,
+        },
     )
     return event_record(
         workspace_id=approval.workspace_id,

@@ -22,17 +22,18 @@ MAX_LINES = 1_000
 COMMENT_TRANSITIONS = ("resolve", "drop", "reopen")
 
 
-def may_comment(principal: Principal, workspace_id: int) -> bool:
-    """People who review or author may open threads; agents (and readers) may not."""
+def may_comment(principal: Principal, changeset: ChangeSet) -> bool:
+    """People who review or author (on the change set's project) may open threads; agents
+    and readers may not."""
     if principal.is_agent:
         return False
-    return can(principal, Action.REVIEW, workspace_id) or can(principal, Action.EDIT, workspace_id)
+    return can(principal, Action.REVIEW, changeset) or can(principal, Action.EDIT, changeset)
 
 
-def may_reply(principal: Principal, workspace_id: int) -> bool:
+def may_reply(principal: Principal, changeset: ChangeSet) -> bool:
     """Agents may answer a thread (say what they changed), never open or settle one."""
-    return may_comment(principal, workspace_id) or (
-        principal.is_agent and can(principal, Action.WORK, workspace_id)
+    return may_comment(principal, changeset) or (
+        principal.is_agent and can(principal, Action.WORK, changeset)
     )
 
 
@@ -67,7 +68,7 @@ def comment_add(
 
 
 def _thread(changeset, principal, body, path, side, first_line, line_count, revision_number):
-    if not may_comment(principal, changeset.workspace_id):
+    if not may_comment(principal, changeset):
         raise NotAllowed("your role in this workspace does not allow opening review threads")
     revision = latest_revision(changeset)
     if revision is None:
@@ -120,7 +121,7 @@ def _check_anchor(revision: Revision, path: str, side: str, first: int, count: i
 
 
 def _reply(changeset, principal, body, parent: ReviewComment) -> ReviewComment:
-    if not may_reply(principal, changeset.workspace_id):
+    if not may_reply(principal, changeset):
         raise NotAllowed("your role in this workspace does not allow replying")
     root = parent.parent or parent
     if root.changeset_id != changeset.pk:
@@ -149,9 +150,7 @@ def comment_transition(*, comment: ReviewComment, name: str, principal: Principa
     if comment.parent_id is not None:
         raise InvalidInput("replies follow their thread; change the thread instead")
     is_author = _person(principal) is not None and comment.author_id == principal.user.pk
-    if principal.is_agent or not (
-        is_author or can(principal, Action.REVIEW, changeset.workspace_id)
-    ):
+    if principal.is_agent or not (is_author or can(principal, Action.REVIEW, changeset)):
         raise NotAllowed("only the thread's author, reviewers and admins settle threads")
     method = getattr(comment, name)
     if not can_proceed(method):

@@ -24,6 +24,7 @@ from pathlib import Path
 from django.db import transaction
 
 import gitops
+from audit.services import record_audit
 from orchestration import gitflow
 from orchestration.models import (
     EventKind,
@@ -171,8 +172,7 @@ def _merge_commit(
     repo: Path, changeset: ChangeSet, main: str, head: str, *, tree: str | None = None
 ) -> str:
     tree = tree or gitops.run_git(repo, "rev-parse", f"{head}^{{tree}}").stdout.strip()
-    gate = latest_revision(changeset).approvals.filter(kind=ApprovalKind.MERGE).first()
-    approver = gate.decided_by_label if gate else "?"
+    approver = _approver(changeset) or "?"
     message = (
         f"Merge {changeset.branch} into {changeset.base_branch}\n\n"
         f"{changeset.feature.title}\n\n"
@@ -234,4 +234,22 @@ def _merged(changeset: ChangeSet, sha: str) -> Outcome:
                 feature=changeset.feature,
                 data={"changeset": str(locked.code), "sha": sha},
             )
+            record_audit(
+                workspace=locked.workspace,
+                actor="system",
+                action="merge.done",
+                target=f"changeset:{locked.code}",
+                details={
+                    "branch": locked.branch,
+                    "into": locked.base_branch,
+                    "sha": sha,
+                    "head_sha": locked.head_sha,
+                    "approved_by": _approver(locked),
+                },
+            )
     return Outcome(True, f"merged as {sha[:8]}")
+
+
+def _approver(changeset: ChangeSet) -> str:
+    gate = latest_revision(changeset).approvals.filter(kind=ApprovalKind.MERGE).first()
+    return gate.decided_by_label if gate else ""

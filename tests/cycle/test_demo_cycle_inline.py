@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.models import Role
+from accounts.permissions import Principal
 from orchestration.models import (
     AgentRun,
     Event,
@@ -19,6 +21,7 @@ from orchestration.models import (
 )
 from orchestration.services import planning, transitions
 from tests.cycle.conftest import branch_log
+from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,11 +67,19 @@ def test_completing_the_first_subtask_starts_its_dependent_and_the_feature_finis
     # given
     feature = planning.feature_request(project=demo_project, title="Slugs", actor="user:a")
     first = Subtask.objects.get(feature=feature, key="slug-1")
-    # when: a reviewer completes the first; the second runs through; then completes it
-    transitions.subtask_transition(subtask=first, name="complete", actor="user:reviewer")
+    # when: a reviewer completes the first (approving it: the review's rules apply); the
+    # second runs through; then completes it
+    reviewer = Principal(
+        user=MembershipFactory(workspace=demo_project.workspace, role=Role.REVIEWER).user
+    )
+    transitions.subtask_transition(
+        subtask=first, name="complete", actor=reviewer.label, principal=reviewer
+    )
     second = Subtask.objects.get(feature=feature, key="slug-2")
     assert second.status == SubtaskStatus.READY_FOR_REVIEW
-    transitions.subtask_transition(subtask=second, name="complete", actor="user:reviewer")
+    transitions.subtask_transition(
+        subtask=second, name="complete", actor=reviewer.label, principal=reviewer
+    )
     # then
     feature.refresh_from_db()
     assert feature.status == FeatureStatus.DONE

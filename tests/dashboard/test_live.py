@@ -4,7 +4,9 @@ events committed from another thread (as a worker or a request would), fragments
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -17,9 +19,17 @@ from django.urls import reverse
 from accounts.models import Role
 from codemaestro.asgi import application
 from orchestration import realtime
-from orchestration.models import Event, EventKind
+from orchestration.executors.command import _mask as command_mask
+from orchestration.models import AgentRun, Event, EventKind, RunStatus
+from orchestration.processes import run_process
 from orchestration.services.events import event_record
-from tests.factories import MembershipFactory, ProjectFactory, SubtaskFactory, WorkspaceFactory
+from tests.factories import (
+    MembershipFactory,
+    ProjectFactory,
+    RunFactory,
+    SubtaskFactory,
+    WorkspaceFactory,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -265,3 +275,112 @@ def test_a_channel_layer_that_is_down_never_fails_the_change(room, monkeypatch):
     event = record(workspace, "still recorded")
     # then
     assert Event.objects.filter(pk=event.pk, message="still recorded").exists()
+
+
+def stream_command(run, code: str, secrets: dict[str, str]) -> None:
+    """Run a real command whose output streams to the run's page, as the command executor
+    does (masking the run's granted secrets), from this synchronous thread."""
+    live = realtime.RunLogStream(
+        workspace_id=run.workspace_id,
+        run_id=run.pk,
+        run_code=str(run.code),
+        mask=lambda text: command_mask(text, secrets),
+        store_every=0,
+    )
+    try:
+        run_process(
+            [sys.executable, "-c", code], cwd=Path.cwd(), env={"PATH": "/usr/bin"}, timeout=20,
+            on_output=live.feed,
+        )  # fmt: skip
+    finally:
+        live.close()
+        connection.close()
+
+
+@pytest.mark.asyncio
+async def test_a_run_page_receives_the_output_as_it_comes_with_secrets_masked(room):
+    workspace, project, user = room
+    run = await database_sync_to_async(
+        lambda: RunFactory(subtask=SubtaskFactory(project=project), status=RunStatus.RUNNING)
+    )()
+    client = await socket(workspace, user, view=f"view=run&code={run.code}")
+    await client.connect()
+    secret = "sk-live-0123456789abcdef"
+    code = (
+        "import sys, time\n"
+        "print('collecting tests', flush=True)\n"
+        "time.sleep(0.6)\n"
+        f"print('using key {secret}', flush=True)\n"
+        "sys.stdout.write('no newline at the end')\n"
+    )
+    # when: the command prints, pauses, prints again
+    await asyncio.get_running_loop().run_in_executor(
+        None, lambda: stream_command(run, code, {"API_KEY": secret})
+    )
+    # then: the lines arrive in batches, in order, with their offsets, the key masked
+    frames = [await client.receive_from(timeout=5) for _ in range(3)]
+    assert "collecting tests" in frames[0] and 'data-start="0"' in frames[0]
+    assert f'hx-swap-oob="beforeend:#run-log-{run.code}"' in frames[0]
+    assert "[secret API_KEY]" in frames[1] and secret not in "".join(frames)
+    assert f'data-start="{len("collecting tests") + 1}"' in frames[1]
+    assert "no newline at the end" in frames[2]
+    # and the output so far is on the run, where a reconnecting page re-reads it
+    stored = await database_sync_to_async(lambda: AgentRun.objects.get(pk=run.pk).output)()
+    assert stored.startswith("collecting tests\nusing key [secret API_KEY]")
+    await client.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_other_pages_never_receive_a_runs_output(room):
+    workspace, project, user = room
+    run, other = await database_sync_to_async(
+        lambda: (
+            RunFactory(subtask=SubtaskFactory(project=project)),
+            RunFactory(subtask=SubtaskFactory(project=project)),
+        )
+    )()
+    room_page = await socket(workspace, user)
+    other_run_page = await socket(workspace, user, view=f"view=run&code={other.code}")
+    await room_page.connect()
+    await other_run_page.connect()
+    # when
+    await asyncio.get_running_loop().run_in_executor(
+        None, lambda: stream_command(run, "print('only for its page')", {})
+    )
+    # then
+    assert await room_page.receive_nothing(timeout=0.7)
+    assert await other_run_page.receive_nothing(timeout=0.1)
+    await room_page.disconnect()
+    await other_run_page.disconnect()
+
+
+def test_a_stored_live_copy_never_overwrites_a_finished_runs_output(room):
+    # given: a run that finished while its last batch was on the way
+    _, project, _ = room
+    run = RunFactory(subtask=SubtaskFactory(project=project), status=RunStatus.SUCCEEDED)
+    AgentRun.objects.filter(pk=run.pk).update(output="final output")
+    # when
+    stream_command(run, "print('late line')", {})
+    # then
+    assert AgentRun.objects.get(pk=run.pk).output == "final output"
+
+
+def test_a_multi_line_secret_never_reaches_the_live_log_a_line_at_a_time(room):
+    # given: a key of several lines, printed one line per chunk
+    _, project, _ = room
+    run = RunFactory(subtask=SubtaskFactory(project=project), status=RunStatus.RUNNING)
+    key = (
+        "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----"
+    )
+    code = (
+        "import sys, time\n"
+        f"for line in {key.splitlines()!r}:\n"
+        "    print(line, flush=True); time.sleep(0.3)\n"
+        "print('done', flush=True); time.sleep(0.3)\n"
+    )
+    # when
+    stream_command(run, code, {"DEPLOY_KEY": key})
+    # then: what was published (and stored for re-sync) holds none of its lines
+    stored = AgentRun.objects.get(pk=run.pk).output
+    assert "[secret DEPLOY_KEY]" in stored
+    assert "MIIEvQIBADANBgkqhkiG9w0B" not in stored and "AQEFAASCBKcwggSjAgEAAoIB" not in stored

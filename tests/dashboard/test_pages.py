@@ -31,7 +31,7 @@ QUERIES = {
     "metrics": 12,
     "search": 5,
     "feature": 12,
-    "subtask": 12,
+    "subtask": 14,  # + the feature's change set and the approvals (review app)
     "run": 6,
 }
 
@@ -90,3 +90,28 @@ def test_a_search_with_words_and_filters_keeps_a_fixed_query_count(workspace, si
     make_activity(workspace, size=3, tag="more")
     assert _queries(client, path + params) == 12
     assert activity.workspace == workspace
+
+
+def test_the_subtask_page_links_to_its_change_set_and_approvals(activity, signed_in):
+    # given: the review app opened a change set for the feature, with a merge gate
+    from review.models import Approval, ChangeSet
+
+    subtask = activity.subtasks[0]
+    changeset = ChangeSet.objects.create(
+        workspace=activity.workspace,
+        project=activity.project,
+        feature=activity.feature,
+        branch="feature/slugs",
+        base_branch="main",
+    )
+    gate = Approval.objects.create(
+        workspace=activity.workspace, feature=activity.feature, changeset=changeset, kind="merge"
+    )
+    client = signed_in(Role.READER)
+    # when
+    html = client.get(url(activity, "subtask", lambda a: [subtask.code])).content.decode()
+    # then: the review app's own pages, not placeholders
+    page = reverse("review:changeset", args=[changeset.code])
+    assert f'href="{page}"' in html
+    assert f'href="{page}#approval-{gate.code}"' in html
+    assert "once the review app is installed" not in html

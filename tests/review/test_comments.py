@@ -233,3 +233,27 @@ def test_markdown_still_formats_safely():
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert '<a href="https://example.com" rel="noopener noreferrer nofollow">site</a>' in html
     assert "<li>a</li>" in html
+
+
+def test_who_may_comment_follows_the_role_on_the_change_sets_project(setup):
+    from accounts.services import project_role_set
+
+    changeset = _open(setup, {"a.txt": LINES})
+    reader = MembershipFactory(workspace=changeset.workspace, role=Role.READER).user
+    reviewer = MembershipFactory(workspace=changeset.workspace, role=Role.REVIEWER).user
+    # a reader made reviewer on this project, a reviewer made reader on it
+    project_role_set(project=changeset.project, user=reader, role=Role.REVIEWER, actor="test")
+    project_role_set(project=changeset.project, user=reviewer, role=Role.READER, actor="test")
+
+    assert comments.may_comment(Principal(user=reader), changeset)
+    assert not comments.may_comment(Principal(user=reviewer), changeset)
+    with pytest.raises(NotAllowed):
+        comments.comment_add(
+            changeset=changeset,
+            principal=Principal(user=reviewer),
+            body="lgtm?",
+            path="a.txt",
+            side="new",
+            first_line=1,
+            line_count=1,
+        )

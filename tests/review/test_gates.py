@@ -8,7 +8,7 @@ from django.db import transaction
 import gitops
 from accounts.models import ApiToken, Role
 from accounts.permissions import Principal
-from accounts.services import token_create_for_agent
+from accounts.services import membership_set, token_create_for_agent
 from orchestration.errors import Conflict, NotAllowed
 from orchestration.lock_objects import lock_subtask
 from orchestration.models import AgentRun, Event, EventKind, FeatureStatus, TestRun
@@ -176,7 +176,7 @@ def _medium_gate(setup, run_on_commit, *, author="Alice <alice@example.com>"):
 
 def test_the_person_who_filed_the_feature_cannot_approve_it(setup, run_on_commit, workspace):
     # the filer is made a reviewer too: the role alone must not let them approve
-    setup.filer.memberships.filter(workspace=workspace).update(role=Role.REVIEWER)
+    membership_set(workspace=workspace, user=setup.filer, role=Role.REVIEWER)
     subtask, gate = _medium_gate(setup, run_on_commit)
     with pytest.raises(NotAllowed) as refused:
         _decide(setup, gate, user=setup.filer)

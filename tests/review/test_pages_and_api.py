@@ -7,10 +7,13 @@ from django.db import transaction
 from django.test import Client
 
 from accounts.models import Role
-from accounts.services import token_create_for_agent, token_create_for_user
+from accounts.permissions import Principal
+from accounts.services import membership_set, token_create_for_agent, token_create_for_user
 from orchestration.lock_objects import lock_subtask
 from orchestration.services import handoffs_table
+from review import pages
 from review.models import Approval, ChangeSet, ReviewComment
+from review.services import comments
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory, set_status
 
@@ -108,7 +111,7 @@ def test_a_refused_comment_comes_back_as_the_form_with_the_reason(setup, opened,
         {"path": "src/values.py", "side": "new", "first_line": "2", "body": "hi"},
     )
     html = response.content.decode()
-    assert response.status_code == 200
+    assert response.status_code == 403
     assert "your role in this workspace does not allow opening review threads" in html
     assert ReviewComment.objects.count() == 0
 
@@ -116,7 +119,7 @@ def test_a_refused_comment_comes_back_as_the_form_with_the_reason(setup, opened,
 def test_the_poll_is_cheap_until_something_changes(setup, opened, workspace):
     client = _browser(setup.filer)
     page = client.get(f"/review/c/{opened.code}/").content.decode()
-    poll_url = page.split('id="rv-poll" hidden hx-get="')[1].split('"')[0].replace("&amp;", "&")
+    poll_url = page.split('id="rv-poll" hidden data-url="')[1].split('"')[0].replace("&amp;", "&")
     assert client.get(poll_url).status_code == 204
     # another person comments
     _browser(setup.reviewer).post(
@@ -127,7 +130,7 @@ def test_the_poll_is_cheap_until_something_changes(setup, opened, workspace):
     html = update.content.decode()
     assert update.status_code == 200
     assert "Say more." in html and 'hx-swap-oob="true"' in html
-    new_poll = html.split('id="rv-poll" hidden hx-get="')[1].split('"')[0].replace("&amp;", "&")
+    new_poll = html.split('id="rv-poll" hidden data-url="')[1].split('"')[0].replace("&amp;", "&")
     assert client.get(new_poll).status_code == 204
 
 
@@ -143,7 +146,7 @@ def test_approving_from_the_page_merges(setup, opened, django_capture_on_commit_
 
 
 def test_the_filer_sees_why_they_cannot_approve(setup, opened, workspace):
-    setup.filer.memberships.update(role=Role.REVIEWER)
+    membership_set(workspace=setup.project.workspace, user=setup.filer, role=Role.REVIEWER)
     gate = Approval.objects.get(kind="merge")
     response = _browser(setup.filer).post(f"/review/approvals/{gate.code}/approve/")
     assert "the person who filed the feature cannot approve its changes" in (
@@ -250,7 +253,7 @@ def test_the_api_refuses_agents_and_the_filer_as_approvers(setup, opened, worksp
     gate = Approval.objects.get(kind="merge")
     _, raw = token_create_for_agent(workspace=workspace, role="developer", name="devon")
     assert client_for(raw).post(f"/api/v1/approvals/{gate.code}/approve/").status_code == 403
-    setup.filer.memberships.update(role=Role.REVIEWER)
+    membership_set(workspace=setup.project.workspace, user=setup.filer, role=Role.REVIEWER)
     filer = _api(setup.filer).post(f"/api/v1/approvals/{gate.code}/approve/")
     assert filer.status_code == 403
     assert filer.json()["detail"] == "the person who filed the feature cannot approve its changes"
@@ -258,3 +261,52 @@ def test_the_api_refuses_agents_and_the_filer_as_approvers(setup, opened, worksp
     assert approved.status_code == 200 and approved.json()["state"] == "approved"
     pending = _api(setup.reviewer).get("/api/v1/approvals/?state=pending").json()["results"]
     assert pending == []
+
+
+def test_replies_show_their_text_and_threads_cost_no_query_each(
+    setup, opened, django_assert_max_num_queries
+):
+    # given: three threads on the Python file, each with a reply
+    reviewer = Principal(user=setup.reviewer)
+    for line in (3, 9, 20):
+        root = comments.comment_add(
+            changeset=opened, principal=reviewer, body=f"root {line}", path="src/values.py",
+            first_line=line,
+        )  # fmt: skip
+        comments.comment_add(
+            changeset=opened, principal=reviewer, body=f"reply **{line}**", parent=root
+        )
+    client = _browser(setup.reviewer)
+    index = _files(opened).index("src/values.py")
+    url = f"/review/c/{opened.code}/file/?i={index}&view=split"
+    client.get(url)  # the diff's caches are warm; threads are read per request
+    # when
+    with django_assert_max_num_queries(12):
+        html = client.get(url).content.decode()
+    # then
+    for line in (3, 9, 20):
+        assert f"<p>reply <strong>{line}</strong></p>" in html
+
+
+def test_a_file_past_the_collapse_threshold_waits_behind_load_diff(setup, opened, monkeypatch):
+    # given: a threshold the 40-line file is past, the 2-line one is not
+    monkeypatch.setattr(pages, "COLLAPSE_LINES", 10)
+    client = _browser(setup.reviewer)
+    index = _files(opened).index("src/values.py")
+    # when
+    html = client.get(f"/review/c/{opened.code}/").content.decode()
+    # then: the page names it and offers the button, and holds none of its rows
+    body = html.split(f'id="body-{index}"')[1].split("</section>")[0]
+    assert "Large diff: 40 changed lines are not loaded by default." in body
+    assert ">Load diff</button>" in body and "value_40" not in html
+    assert 'hx-trigger="revealed"' not in body  # scrolling past it loads nothing
+    # and the button's fragment is the file's diff
+    fragment = client.get(f"/review/c/{opened.code}/file/?r=1&view=split&i={index}")
+    assert fragment.status_code == 200 and "value_40" in fragment.content.decode()
+
+
+def test_a_fragment_of_a_file_the_change_set_lacks_is_404(setup, opened):
+    client = _browser(setup.reviewer)
+    for index in ("2", "99", "-1", "x"):
+        response = client.get(f"/review/c/{opened.code}/file/?i={index}")
+        assert response.status_code == 404, index

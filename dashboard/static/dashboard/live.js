@@ -72,9 +72,41 @@
     live.addEventListener("htmx:wsConnecting", function () {
       if (!lostSince) show("connecting", "connecting…");
     });
+    // A running agent's log: batches carry their offset in the run's output. What the
+    // page already holds is dropped; a missed batch (or a reconnect) re-reads the log,
+    // which the worker stores on the run while it runs.
+    function runBody() {
+      return document.querySelector(".run-body[data-active]");
+    }
+    function refreshRunLog() {
+      var body = runBody();
+      if (body) htmx.ajax("GET", body.dataset.refresh, { target: body, swap: "outerHTML" });
+    }
+    function trimRunLog(log, frag) {
+      frag.querySelectorAll(".live-lines[data-start]").forEach(function (span) {
+        var have = parseInt(log.dataset.length || "0", 10);
+        var start = parseInt(span.dataset.start, 10);
+        var text = span.textContent;
+        if (start > have) {
+          span.remove();
+          refreshRunLog();
+          return;
+        }
+        if (start < have) span.textContent = text.slice(have - start);
+        log.dataset.length = String(Math.max(have, start + text.length));
+        var empty = log.parentNode.querySelector(".run-log-empty");
+        if (empty) empty.hidden = true;
+      });
+    }
+    setInterval(function () {
+      // Without the websocket, the log and the run's state still move, more slowly.
+      if (document.body.dataset.live !== "live") refreshRunLog();
+    }, 10000);
+
     live.addEventListener("htmx:wsOpen", function () {
       show("live", "live");
       resync(last); // whatever happened since the page was rendered or the socket dropped
+      refreshRunLog();
     });
     live.addEventListener("htmx:wsClose", function (evt) {
       var code = evt.detail.event.code;
@@ -105,7 +137,10 @@
       frag.querySelectorAll("[data-event-id]").forEach(function (row) {
         if (document.getElementById(row.id)) row.remove();
       });
+      var target = evt.detail.target;
+      if (target && target.classList && target.classList.contains("run-log")) trimRunLog(target, frag);
     });
+
     document.body.addEventListener("htmx:oobAfterSwap", function () {
       var timeline = document.getElementById("timeline");
       if (!timeline) return;

@@ -1,5 +1,5 @@
-"""A reviewer opens a diff, comments inline, a second browser sees the comment appear without
-reloading, the reviewer approves, and the branch merges into main."""
+"""A reviewer opens a diff, comments inline, a second browser sees the comment appear live
+(pushed through the websocket, not polled), the reviewer approves, and the branch merges."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ pytestmark = [
 CODE = "".join(f"LIMIT_{n} = {n * 10}  # tuned by hand\n" for n in range(1, 31))
 
 
-def signed_in(browser: Browser, user, live_server) -> BrowserContext:
+def signed_in(browser: Browser, user, server) -> BrowserContext:
     client = Client()
     client.force_login(user)
-    context = browser.new_context(base_url=live_server.url)
+    context = browser.new_context(base_url=server.url)
     cookie = client.cookies["sessionid"]
-    context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": live_server.url}])
+    context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": server.url}])
     return context
 
 
@@ -52,21 +52,32 @@ def waiting_changeset(setup):
 
 
 def test_review_comment_live_approve_and_merge(
-    browser, live_server, setup, waiting_changeset, artifacts
+    browser, setup, waiting_changeset, served, artifacts
 ):
     url = f"/review/c/{waiting_changeset.code}/"
-    reviewer = signed_in(browser, setup.reviewer, live_server).new_page()
-    watcher = signed_in(browser, setup.filer, live_server).new_page()
+    reviewer = signed_in(browser, setup.reviewer, served).new_page()
+    watcher = signed_in(browser, setup.filer, served).new_page()
     errors = watch_console(reviewer) + watch_console(watcher)
+    pulls: list[str] = []
+    watcher.on("request", lambda r: pulls.append(r.url) if "/poll/" in r.url else None)
 
-    # given: both people have the change set open
+    # given: both people have the change set open, each page on its websocket
     reviewer.goto(url)
     watcher.goto(url)
+    expect(reviewer.locator("#rv-live")).to_have_attribute("data-state", "live")
+    expect(watcher.locator("#rv-live")).to_have_attribute("data-state", "live")
+    watcher.wait_for_timeout(500)  # the pull every page makes once connected
+    pulls_before = len(pulls)
     limits = reviewer.locator('section.rv-file[data-path="src/limits.py"]')
     expect(limits.locator("table.rv-diff")).to_be_visible()
     expect(reviewer.locator("#rv-status")).to_contain_text("Medium risk")
     watcher.evaluate("window.__notReloaded = true")
     reviewer.screenshot(path=artifacts / "review-01-diff.png", full_page=True)
+
+    # and the watcher has started a comment of their own further down the same file
+    watched = watcher.locator('section.rv-file[data-path="src/limits.py"]')
+    watched.locator('td.ln[data-s="new"][data-l="12"]').click()
+    watched.locator("tr.rv-form textarea").fill("draft: is 120 right?")
 
     # when: the reviewer clicks line 7 of the new file and writes a comment
     limits.locator('td.ln[data-s="new"][data-l="7"]').click()
@@ -81,12 +92,23 @@ def test_review_comment_live_approve_and_merge(
     expect(thread.locator(".md strong")).to_have_text("70")
     reviewer.screenshot(path=artifacts / "review-02-commented.png", full_page=True)
 
-    # and the second browser sees it appear, without reloading
+    # and the second browser sees it appear, without reloading, well before any fallback
+    # poll (10 s): the websocket announced it and the page pulled it once
     seen = watcher.locator('section.rv-file[data-path="src/limits.py"] tr.rv-thread')
-    expect(seen).to_contain_text("Why 70?", timeout=15_000)
+    expect(seen).to_contain_text("Why 70?", timeout=5_000)
     assert watcher.evaluate("window.__notReloaded") is True
+    assert len(pulls) - pulls_before >= 1
+    # the file's body was replaced under the watcher's draft, which survived it
+    expect(watched.locator("tr.rv-form textarea")).to_have_value("draft: is 120 right?")
     assert watcher.evaluate("window.__pwned") is None
     watcher.screenshot(path=artifacts / "review-03-seen-live.png", full_page=True)
+
+    # and a reply and a resolution from the reviewer show up live too
+    thread.locator("textarea").fill("Measured under load: 70 holds.")
+    thread.get_by_role("button", name="Reply").click()
+    expect(seen).to_contain_text("Measured under load", timeout=5_000)
+    limits.locator("tr.rv-thread").get_by_role("button", name="Resolve").click()
+    expect(seen.locator(".badge.cstate-resolved")).to_have_text("Resolved", timeout=5_000)
 
     # when: the reviewer approves
     reviewer.locator("#rv-status").get_by_role("button", name="Approve").click()
