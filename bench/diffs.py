@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, this folder is first on the path, where a benchmark named like a
-# standard module (bench/secrets.py) would shadow it: import from the checkout instead.
+# standard module would shadow it: import from the checkout instead.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 if str(ROOT) not in sys.path:

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, this file's folder comes first on sys.path, where bench/secrets.py would
-# stand in for the standard library's `secrets` (which Django imports).
+# Run as a script, this file's folder comes first on sys.path, where a benchmark named like
+# a standard module (say `secrets`, which Django imports) would stand in for it.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 

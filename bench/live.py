@@ -43,7 +43,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script, this file puts bench/ first on sys.path, where a benchmark named like a
-# standard module (bench/secrets.py) would shadow it for everything imported here.
+# standard module would shadow it for everything imported here.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 LAYERS = {
     "RedisPubSubChannelLayer": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -52,6 +52,7 @@ def _page(
     return render(request, template, context)
 
 
+@require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     workspaces = list(selectors.workspaces_for(request.user))
@@ -151,7 +152,7 @@ def subtask_transition(request: HttpRequest, workspace, subtask, name: str) -> H
     needed = rights.review if name in selectors.REVIEW_TRANSITIONS else rights.edit
     if not needed:
         return HttpResponseForbidden("Your role in this workspace cannot move this subtask.")
-    error = ""
+    error, status = "", 200
     try:
         found = transitions.subtask_transition(
             subtask=found,
@@ -161,7 +162,8 @@ def subtask_transition(request: HttpRequest, workspace, subtask, name: str) -> H
             principal=Principal(user=request.user),
         )
     except DomainError as exc:
-        error = exc.message
+        # htmx swaps 4xx answers in as well (base.html), so the refusal keeps its status.
+        error, status = exc.message, exc.status_code
         found.refresh_from_db()
     if not request.htmx:
         (messages.error if error else messages.success)(
@@ -172,9 +174,9 @@ def subtask_transition(request: HttpRequest, workspace, subtask, name: str) -> H
         filters = selectors.BoardFilters.from_query(request.GET)
         context = views_context.board(workspace, filters, request.rights)
         context["error"] = error
-        return render(request, "dashboard/board.html#columns", context)
+        return render(request, "dashboard/board.html#columns", context, status=status)
     context = views_context.subtask(workspace, found, request.rights, error=error)
-    return render(request, "dashboard/subtask.html#header", context)
+    return render(request, "dashboard/subtask.html#header", context, status=status)
 
 
 @require_GET
@@ -288,6 +290,7 @@ def search(request: HttpRequest, workspace) -> HttpResponse:
     return render(request, "dashboard/search.html", context)
 
 
+@require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness for the load balancer and compose: the database answers a trivial query."""
     from django.db import connection
