@@ -26,7 +26,7 @@ from django import db
 
 from dashboard import live
 from dashboard.selectors import Rights
-from orchestration.realtime import EVENT_CREATED, RUN_LOG, workspace_group
+from orchestration.realtime import EVENT_CREATED, RUN_LOG, event_ids, workspace_group
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class Feed:
 
     async def deliver(self, message: dict) -> None:
         if message.get("type") == EVENT_CREATED:
-            await self._event(int(message["event_id"]))
+            for event_id in event_ids(message):
+                await self._event(event_id)
         elif message.get("type") == RUN_LOG:
             await self._run_log(
                 str(message.get("run", "")),

@@ -19,7 +19,7 @@ from django.db.models import Q
 
 from accounts.permissions import Principal
 from orchestration.models import Event
-from orchestration.realtime import workspace_group
+from orchestration.realtime import event_ids, workspace_group
 from review import selectors
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -33,11 +33,14 @@ def _changeset_for(user, code) -> tuple[int, int, int] | None:
     return changeset.pk, changeset.workspace_id, changeset.feature_id
 
 
-def _concerns(event_id: int, workspace_id: int, feature_id: int) -> bool:
+def _concerns(ids: list[int], workspace_id: int, feature_id: int) -> int | None:
+    """The newest of these events that is about the change set's feature, if any."""
     return (
-        Event.objects.filter(pk=event_id, workspace_id=workspace_id)
+        Event.objects.filter(pk__in=ids, workspace_id=workspace_id)
         .filter(Q(feature_id=feature_id) | Q(subtask__feature_id=feature_id))
-        .exists()
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
     )
 
 
@@ -74,11 +77,9 @@ class ChangeSetConsumer(AsyncWebsocketConsumer):
         """The page only listens."""
 
     async def event_created(self, message: dict) -> None:
-        event_id = message.get("event_id")
-        if not isinstance(event_id, int):
+        ids = event_ids(message)
+        if not ids:
             return
-        concerns = await database_sync_to_async(_concerns)(
-            event_id, self.workspace_id, self.feature_id
-        )
-        if concerns:
+        event_id = await database_sync_to_async(_concerns)(ids, self.workspace_id, self.feature_id)
+        if event_id is not None:
             await self.send(text_data=json.dumps({"type": "changed", "event": event_id}))
