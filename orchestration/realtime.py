@@ -118,7 +118,7 @@ class RunLogStream:
             if self._pending and due:
                 self._publish_locked()
             elif self._pending and self._timer is None:
-                self._timer = threading.Timer(self.interval, self.flush)
+                self._timer = threading.Timer(self.interval, self._flush_from_timer)
                 self._timer.daemon = True
                 self._timer.start()
         if time.monotonic() - self._stored_at >= self.store_every:
@@ -127,6 +127,14 @@ class RunLogStream:
     def flush(self) -> None:
         with self._lock:
             self._publish_locked()
+
+    def _flush_from_timer(self) -> None:
+        from django.db import connection
+
+        try:
+            self.flush()
+        finally:
+            connection.close()  # the timer's thread opened its own connection to store
 
     def close(self) -> None:
         """Publish what is left, the unfinished last line too."""
@@ -144,21 +152,32 @@ class RunLogStream:
         if not self._pending:
             return
         batch, self._pending = self._pending, ""
-        publish_run_log(
-            workspace_id=self.workspace_id, run_code=self.run_code, lines=batch, start=self._offset
-        )
+        start = self._offset
         self._offset += len(batch)
+        first = not self._sent
         if len(self._sent) < self.store_cap:
             self._sent += batch
+        if first:
+            # Stored before it is pushed: a page that opened (or reconnected) just now
+            # re-reads the output and must find at least what it is about to be sent.
+            self._store_locked()
+        publish_run_log(
+            workspace_id=self.workspace_id, run_code=self.run_code, lines=batch, start=start
+        )
         self._published_at = time.monotonic()
 
     def _store(self) -> None:
+        with self._lock:
+            self._store_locked()
+
+    def _store_locked(self) -> None:
         # Only while the run is still running: its final output, written when it finishes,
         # must never be overwritten by this copy.
         from orchestration.models import AgentRun, RunStatus
 
-        with self._lock:
-            text, self._stored_at = self._sent[: self.store_cap], time.monotonic()
+        text, self._stored_at = self._sent[: self.store_cap], time.monotonic()
+        if self.run_id is None:  # a run never saved (a dry run) has nowhere to keep it
+            return
         try:
             AgentRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(output=text)
         except DatabaseError as exc:  # the live copy is a convenience; the run goes on

@@ -42,3 +42,16 @@ async def test_events_committed_while_the_publisher_is_busy_leave_in_one_message
         assert message == {"type": realtime.EVENT_CREATED, "event_id": 51}
     finally:
         await layer.group_discard(group, channel)
+
+
+@pytest.mark.django_db
+def test_a_runs_first_output_is_stored_before_it_is_pushed_so_a_re_read_finds_it():
+    from orchestration.models import AgentRun, RunStatus
+    from tests.factories import RunFactory
+
+    run = RunFactory(status=RunStatus.RUNNING)
+    live = realtime.RunLogStream(
+        workspace_id=run.workspace_id, run_id=run.pk, run_code=str(run.code), store_every=60
+    )
+    live.feed(b"collecting 7 items\n")
+    assert AgentRun.objects.get(pk=run.pk).output == "collecting 7 items\n"

@@ -80,7 +80,27 @@
     }
     function refreshRunLog() {
       var body = runBody();
-      if (body) htmx.ajax("GET", body.dataset.refresh, { target: body, swap: "outerHTML" });
+      if (!body) return;
+      fetch(body.dataset.refresh, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          var current = runBody();
+          if (!html || !current) return;
+          var holder = document.createElement("template");
+          holder.innerHTML = html.trim();
+          var fresh = holder.content.firstElementChild;
+          if (!fresh) return;
+          // Lines pushed while the re-read was on its way may be newer than the stored
+          // copy it brings: never trade a longer log for a shorter one.
+          var have = current.querySelector(".run-log");
+          var got = fresh.querySelector(".run-log");
+          // (A finished run's final output always wins.)
+          if (fresh.hasAttribute("data-active") && have && got &&
+              parseInt(got.dataset.length || "0", 10) <
+              parseInt(have.dataset.length || "0", 10)) return;
+          current.replaceWith(fresh);
+          htmx.process(fresh);
+        }, function () { /* offline: the next re-read or pushed batch catches up */ });
     }
     function trimRunLog(log, frag) {
       frag.querySelectorAll(".live-lines[data-start]").forEach(function (span) {
