@@ -252,6 +252,13 @@ def publish(workspace_id: int, message: dict) -> bool:
     return True
 
 
+def warm_up() -> None:
+    """Load the channel layer and start the publisher's loop now, so the first event after
+    a process starts does not pay for importing the layer and starting a thread."""
+    if get_channel_layer() is not None:
+        _publisher.loop()
+
+
 def publish_event(workspace_id: int, event_id: int) -> bool:
     """Announce a committed event to the workspace's pages; False if there is no layer."""
     if get_channel_layer() is None:

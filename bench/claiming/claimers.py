@@ -328,10 +328,13 @@ def service_worker(
         django.setup()
         from django.db import connection
 
+        from orchestration import realtime
         from orchestration.services.runs import Claimer, run_claim
 
         claimer = Claimer(name=f"bench-service-{index}")
         connection.ensure_connection()
+        # As in a long-running web or worker process: the live publisher is already up.
+        realtime.warm_up()
         barrier.wait(timeout=START_TIMEOUT)
 
         def claim_once() -> int | None:

@@ -55,3 +55,14 @@ def test_a_runs_first_output_is_stored_before_it_is_pushed_so_a_re_read_finds_it
     )
     live.feed(b"collecting 7 items\n")
     assert AgentRun.objects.get(pk=run.pk).output == "collecting 7 items\n"
+
+
+def test_warm_up_starts_the_publisher_before_any_event():
+    import time
+
+    realtime.warm_up()
+    loop = realtime._publisher.loop()
+    deadline = time.monotonic() + 5
+    while not loop.is_running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loop.is_running()
